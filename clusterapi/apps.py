@@ -1,0 +1,8 @@
+"""The project package as a Django app, so its management commands are found."""
+
+from django.apps import AppConfig
+
+
+class ClusterAPIConfig(AppConfig):
+    name = "clusterapi"
+    verbose_name = "Berth control plane"

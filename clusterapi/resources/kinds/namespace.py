@@ -1,0 +1,28 @@
+"""core/v1 Namespace: a scope for names; deleting one deletes its contents first."""
+
+from __future__ import annotations
+
+from clusterapi.resources import defaults
+from clusterapi.resources.registry import Kind, Obj
+
+
+def _defaults(obj: Obj) -> None:
+    spec = defaults.spec_of(obj)
+    if "finalizers" not in spec:
+        spec["finalizers"] = ["kubernetes"]
+    defaults.status_of(obj).setdefault("phase", "Active")
+
+
+KIND = Kind(
+    group="",
+    version="v1",
+    kind="Namespace",
+    plural="namespaces",
+    namespaced=False,
+    short_names=("ns",),
+    subresources=("status", "finalize"),
+    delete_returns_object=True,
+    name_rule="label",
+    field_selectors={"status.phase": lambda o: str(o.get("status", {}).get("phase", ""))},
+    defaults=_defaults,
+)

@@ -1,0 +1,61 @@
+"""core/v1 Pod: one or more containers scheduled together onto a node."""
+
+from __future__ import annotations
+
+from clusterapi.resources import defaults
+from clusterapi.resources.registry import Kind, Obj
+
+
+def _qos_class(spec: Obj) -> str:
+    """Guaranteed, Burstable or BestEffort, from the containers' requests and limits."""
+    containers = [c for c in spec.get("containers") or () if isinstance(c, dict)]
+    resources = [c.get("resources") or {} for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    for r in resources:
+        limits, requests = r.get("limits") or {}, r.get("requests") or {}
+        for name in ("cpu", "memory"):
+            if name not in limits or requests.get(name, limits[name]) != limits[name]:
+                return "Burstable"
+    return "Guaranteed"
+
+
+def _defaults(obj: Obj) -> None:
+    defaults.pod_spec(defaults.spec_of(obj))
+    status = defaults.status_of(obj)
+    status.setdefault("phase", "Pending")
+    status.setdefault("qosClass", _qos_class(obj["spec"]))
+
+
+KIND = Kind(
+    group="",
+    version="v1",
+    kind="Pod",
+    plural="pods",
+    short_names=("po",),
+    categories=("all",),
+    subresources=(
+        "status",
+        "binding",
+        "log",
+        "eviction",
+        "exec",
+        "attach",
+        "portforward",
+        "ephemeralcontainers",
+    ),
+    delete_returns_object=True,
+    field_selectors={
+        "spec.nodeName": lambda o: str(o.get("spec", {}).get("nodeName", "")),
+        "spec.restartPolicy": lambda o: str(o.get("spec", {}).get("restartPolicy", "")),
+        "spec.schedulerName": lambda o: str(o.get("spec", {}).get("schedulerName", "")),
+        "spec.serviceAccountName": lambda o: str(o.get("spec", {}).get("serviceAccountName", "")),
+        "spec.hostNetwork": lambda o: str(
+            bool(o.get("spec", {}).get("hostNetwork", False))
+        ).lower(),
+        "status.phase": lambda o: str(o.get("status", {}).get("phase", "")),
+        "status.podIP": lambda o: str(o.get("status", {}).get("podIP", "")),
+        "status.nominatedNodeName": lambda o: str(o.get("status", {}).get("nominatedNodeName", "")),
+    },
+    defaults=_defaults,
+)
