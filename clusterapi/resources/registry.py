@@ -41,6 +41,14 @@ def _no_validation(obj: Obj, old: Obj | None) -> list[tuple[str, str, str]]:
     return []
 
 
+def _never(obj: Obj, grace: int | None) -> bool:
+    return False
+
+
+def _always(obj: Obj) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Kind:
     """One API kind, declared once. See the module docstring."""
@@ -78,6 +86,14 @@ class Kind:
     has_status: bool = True
     # Top-level fields that are not spec: changes to them do not bump metadata.generation.
     non_spec_fields: Sequence[str] = ("metadata", "status", "apiVersion", "kind")
+    # Whether a delete must wait (the object stays, with a deletionTimestamp) even without
+    # metadata.finalizers: namespaces while spec.finalizers remain, bound pods during their
+    # grace period. Gets the object and the requested grace period; may mark the object.
+    graceful: Callable[[Obj, int | None], bool] = _never
+    # Whether an object marked for deletion may now go (checked on every update to it).
+    finalized: Callable[[Obj], bool] = _always
+    # Kinds whose create keeps the status the client sent (nodes register with theirs).
+    keep_status_on_create: bool = False
     # The singular resource name, when it is not the lower-cased kind.
     singular: str = ""
     # How metadata.name is validated: "subdomain", "label", "dns1035" or "path-segment".

@@ -13,6 +13,18 @@ def _defaults(obj: Obj) -> None:
     defaults.status_of(obj).setdefault("phase", "Active")
 
 
+def _graceful(obj: Obj, grace: int | None) -> bool:
+    """A namespace is Terminating until its contents are gone and spec.finalizers is empty."""
+    if not (obj.get("spec") or {}).get("finalizers"):
+        return False
+    defaults.status_of(obj)["phase"] = "Terminating"
+    return True
+
+
+def _finalized(obj: Obj) -> bool:
+    return not (obj.get("spec") or {}).get("finalizers")
+
+
 KIND = Kind(
     group="",
     version="v1",
@@ -25,4 +37,6 @@ KIND = Kind(
     name_rule="label",
     field_selectors={"status.phase": lambda o: str(o.get("status", {}).get("phase", ""))},
     defaults=_defaults,
+    graceful=_graceful,
+    finalized=_finalized,
 )

@@ -10,6 +10,7 @@ KIND = Kind(
     kind="Node",
     plural="nodes",
     namespaced=False,
+    keep_status_on_create=True,
     short_names=("no",),
     subresources=("status",),
     field_selectors={

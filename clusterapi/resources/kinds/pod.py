@@ -27,6 +27,26 @@ def _defaults(obj: Obj) -> None:
     status.setdefault("qosClass", _qos_class(obj["spec"]))
 
 
+def _graceful(obj: Obj, grace: int | None) -> bool:
+    """A pod bound to a node gets its grace period to stop; its node agent then removes it."""
+    spec = obj.get("spec") or {}
+    if grace is None:
+        grace = int(spec.get("terminationGracePeriodSeconds", 30))
+    if not spec.get("nodeName") or grace <= 0 or (obj.get("status") or {}).get("phase") in (
+        "Succeeded",
+        "Failed",
+    ):
+        return False
+    obj["metadata"]["deletionGracePeriodSeconds"] = grace
+    return True
+
+
+def _finalized(obj: Obj) -> bool:
+    # Removing a graceful pod's last finalizer does not remove the pod: the node agent's
+    # delete with gracePeriodSeconds=0 does, once the containers have stopped.
+    return not (obj.get("spec") or {}).get("nodeName")
+
+
 KIND = Kind(
     group="",
     version="v1",
@@ -34,16 +54,7 @@ KIND = Kind(
     plural="pods",
     short_names=("po",),
     categories=("all",),
-    subresources=(
-        "status",
-        "binding",
-        "log",
-        "eviction",
-        "exec",
-        "attach",
-        "portforward",
-        "ephemeralcontainers",
-    ),
+    subresources=("status", "binding"),
     delete_returns_object=True,
     field_selectors={
         "spec.nodeName": lambda o: str(o.get("spec", {}).get("nodeName", "")),
@@ -58,4 +69,6 @@ KIND = Kind(
         "status.nominatedNodeName": lambda o: str(o.get("status", {}).get("nominatedNodeName", "")),
     },
     defaults=_defaults,
+    graceful=_graceful,
+    finalized=_finalized,
 )

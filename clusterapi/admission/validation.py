@@ -1,0 +1,230 @@
+"""Schema, name and metadata validation of objects (see the package docstring)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import jsonschema
+import referencing
+import referencing.jsonschema
+
+from clusterapi.admission import names
+from clusterapi.resources import schemas
+from clusterapi.resources.registry import Kind
+from clusterapi.store.errors import Cause, bad_request, invalid
+
+Obj = dict[str, Any]
+_DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
+_QUANTITY_REF = schemas.REF_PREFIX + "io.k8s.apimachinery.pkg.api.resource.Quantity"
+
+
+@functools.cache
+def _validator(definition: str) -> jsonschema.protocols.Validator:
+    """A compiled validator for one definition, against the strict (closed) schemas."""
+    root = {"$defs": schemas.definitions(strict=True)}
+    resource = referencing.Resource.from_contents(
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", **root},
+        default_specification=referencing.jsonschema.DRAFT202012,
+    )
+    registry: referencing.Registry[Any] = referencing.Registry().with_resource(
+        _DEFINITIONS_ID, resource
+    )
+    schema = {"$ref": f"{_DEFINITIONS_ID}#/$defs/{definition}"}
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _error_causes(error: jsonschema.ValidationError) -> list[Cause]:
+    """Turn one schema error into Invalid causes in the style of Kubernetes' messages."""
+    field = _path(error.absolute_path)
+    value = error.instance
+    if error.validator == "type":
+        wanted = error.validator_value
+        wanted = [w for w in wanted if w != "null"] if isinstance(wanted, list) else [wanted]
+        detail = f'Invalid value: "{_type_name(value)}": {field or "body"} in body must be of type {" or ".join(wanted)}: "{_short(value)}"'
+        return [Cause("FieldValueTypeInvalid", detail, field)]
+    if error.validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        name = missing[0] if missing else "?"
+        full = f"{field}.{name}" if field else name
+        return [Cause("FieldValueRequired", "Required value", full)]
+    if error.validator == "enum":
+        allowed = ", ".join(f'"{v}"' for v in error.validator_value if v is not None)
+        return [
+            Cause(
+                "FieldValueNotSupported",
+                f'Unsupported value: "{_short(value)}": supported values: {allowed}',
+                field,
+            )
+        ]
+    if error.validator == "oneOf":
+        return [
+            Cause(
+                "FieldValueTypeInvalid",
+                f'Invalid value: "{_short(value)}": {field} in body must be a string or a number',
+                field,
+            )
+        ]
+    return [Cause("FieldValueInvalid", f"Invalid value: {error.message}", field)]
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
+def _unknown_fields(error: jsonschema.ValidationError) -> list[str]:
+    known = set(error.schema.get("properties", {}))
+    base = list(error.absolute_path)
+    extras = sorted(k for k in error.instance if k not in known)
+    return [_path([*base, k]) for k in extras]
+
+
+def _drop(obj: Obj, dotted: str) -> None:
+    """Remove an unknown field (given as a path like ``spec.template.spec.foo``)."""
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", dotted)
+    node: Any = obj
+    for part in parts[:-1]:
+        node = node[int(part[1:-1])] if part.startswith("[") else node.get(part)
+        if node is None:
+            return
+    last = parts[-1]
+    if isinstance(node, dict):
+        node.pop(last, None)
+
+
+def _canonical_quantity(value: int | float) -> str:
+    """A number given for a quantity, as the string upstream would store (``0.5`` -> ``500m``)."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if number == number.to_integral_value():
+        return str(int(number))
+    milli = number * 1000
+    if milli == milli.to_integral_value():
+        return f"{int(milli)}m"
+    return format(number.normalize(), "f")
+
+
+def _quantities(node: Any, schema: schemas.Schema | None) -> None:
+    """Turn numeric quantities into strings (clients' models require strings)."""
+    if schema is None:
+        return
+    if isinstance(node, dict):
+        props = schemas.resolve(schema).get("properties")
+        extra = schemas.resolve(schema).get("additionalProperties")
+        for key, value in node.items():
+            sub = props.get(key) if props and key in props else extra
+            if not isinstance(sub, dict):
+                continue
+            if (
+                sub.get("$ref") == _QUANTITY_REF
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
+            ):
+                node[key] = _canonical_quantity(value)
+            else:
+                _quantities(value, sub)
+    elif isinstance(node, list):
+        item = schemas.resolve(schema).get("items")
+        if isinstance(item, dict):
+            for i, value in enumerate(node):
+                if item.get("$ref") == _QUANTITY_REF and isinstance(value, int | float):
+                    node[i] = _canonical_quantity(value)
+                else:
+                    _quantities(value, item)
+
+
+def admit(kind: Kind, obj: Obj, old: Obj | None, *, field_validation: str = "Strict") -> list[str]:
+    """Validate ``obj`` (already defaulted) for a create (``old`` None) or an update.
+
+    Returns warnings for the response's ``Warning`` headers; raises ``ApiError`` (400 for
+    unknown fields under Strict, 422 Invalid otherwise) and mutates ``obj`` only to drop
+    unknown fields (Warn, Ignore) and canonicalise quantities.
+    """
+    definition = kind.definition
+    _quantities(obj, schemas.definitions()[definition])
+    warnings: list[str] = []
+    causes: list[Cause] = []
+    unknown: list[str] = []
+    for error in _validator(definition).iter_errors(obj):
+        if error.validator in ("additionalProperties", "unevaluatedProperties"):
+            unknown.extend(_unknown_fields(error))
+        else:
+            causes.extend(_error_causes(error))
+    if unknown:
+        if field_validation == "Strict":
+            raise bad_request(
+                "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown)
+            )
+        for f in unknown:
+            if field_validation == "Warn":
+                warnings.append(f'unknown field "{f}"')
+            _drop(obj, f)
+    metadata = obj.get("metadata") or {}
+    name = str(metadata.get("name", ""))
+    causes.extend(_metadata_causes(kind, metadata))
+    causes.extend(
+        Cause("FieldValueInvalid", f"Invalid value: {_q(v)}: {d}", f)
+        for f, v, d in kind.validate(obj, old)
+    )
+    if causes:
+        raise invalid(kind, name, causes)
+    return warnings
+
+
+def _q(value: str) -> str:
+    return f'"{value}"'
+
+
+def _metadata_causes(kind: Kind, metadata: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    name = metadata.get("name")
+    if not name:
+        causes.append(
+            Cause(
+                "FieldValueRequired",
+                "Required value: name or generateName is required",
+                "metadata.name",
+            )
+        )
+    else:
+        for detail in names.validate_object_name(str(name), kind.name_rule):
+            causes.append(
+                Cause("FieldValueInvalid", f'Invalid value: "{name}": {detail}', "metadata.name")
+            )
+    labels = metadata.get("labels")
+    if isinstance(labels, dict):
+        for field, value, detail in names.validate_labels(labels):
+            causes.append(Cause("FieldValueInvalid", f'Invalid value: "{value}": {detail}', field))
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, dict):
+        for field, value, detail in names.validate_annotations(annotations):
+            causes.append(Cause("FieldValueInvalid", f'Invalid value: "{value}": {detail}', field))
+    return causes

@@ -1,0 +1,40 @@
+"""Kubernetes' URL layout. Paths match with and without a trailing slash: the Python client
+asks for ``/api/`` and ``/version/``, and a redirect would break it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import re_path
+from django.views.decorators.csrf import csrf_exempt
+
+from clusterapi.api import discovery, openapi, views
+
+
+def authenticated(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
+    """Wrap a blocking view: bearer token required, run on the shared thread pool."""
+
+    @csrf_exempt
+    async def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+        return await views.in_thread(request, lambda: view(request, **kwargs))
+
+    return wrapper
+
+
+urlpatterns = [
+    # Public information, as upstream's system:public-info-viewer role allows anonymously.
+    re_path(r"^version/?$", discovery.version),
+    re_path(r"^(?:healthz|livez|readyz)(?:/.*)?$", discovery.health),
+    re_path(r"^api/?$", authenticated(discovery.api_versions)),
+    re_path(r"^apis/?$", authenticated(discovery.api_groups)),
+    re_path(r"^api/v1/?$", authenticated(discovery.resource_list)),
+    re_path(r"^apis/(?P<group>[^/]+)/?$", authenticated(discovery.api_group)),
+    re_path(r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/?$", authenticated(discovery.resource_list)),
+    re_path(r"^openapi/v3/?$", authenticated(openapi.root)),
+    re_path(r"^openapi/v3/(?P<path>.+)$", authenticated(openapi.group_version)),
+    re_path(r"^openapi/v2/?$", authenticated(openapi.not_served)),
+    re_path(r"^api/v1/(?P<rest>.+)$", views.core_resources),
+    re_path(r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?P<rest>.+)$", views.group_resources),
+]

@@ -1,0 +1,537 @@
+"""The resource endpoints: every verb on every kind, at Kubernetes' paths.
+
+One async entry point per URL family receives the request, authenticates it, resolves the
+path to a ``Target`` and hands the work to a synchronous handler on a thread pool (watches
+stay on the event loop, in ``clusterapi.api.watching``). Handlers only parse, call the store
+and render: every rule about objects lives in the store, admission and the kind declarations.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+
+from clusterapi import store
+from clusterapi.api import authn, negotiation, table
+from clusterapi.api.requests import (
+    Target,
+    dry_run,
+    field_validation,
+    matcher,
+    query_bool,
+    query_int,
+    resolve,
+)
+from clusterapi.api.selectors import format_label_selector
+from clusterapi.api.status import error_response, json_response, success_status
+from clusterapi.resources.registry import Kind
+from clusterapi.store import errors
+from clusterapi.store.errors import ApiError
+
+Obj = dict[str, Any]
+
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
+
+
+def unauthorized() -> HttpResponse:
+    return error_response(ApiError(401, "Unauthorized", "Unauthorized"))
+
+
+def authenticate(request: HttpRequest) -> authn.User | None:
+    token = authn.bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
+    if token is None:
+        return None
+    return authn.authenticate_token(token)
+
+
+def _run_sync(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
+    close_old_connections()
+    try:
+        if authenticate(request) is None:
+            return unauthorized()
+        return work()
+    except ApiError as exc:
+        return error_response(exc)
+
+
+async def in_thread(
+    request: HttpRequest, work: Callable[[], HttpResponseBase]
+) -> HttpResponseBase:
+    """Run blocking work off the event loop, on the shared pool rather than Django's one
+    thread for sync views, so requests proceed in parallel."""
+    run: Callable[..., Awaitable[HttpResponseBase]] = sync_to_async(
+        _run_sync, thread_sensitive=False
+    )
+    return await run(request, work)
+
+
+@csrf_exempt
+async def core_resources(request: HttpRequest, rest: str) -> HttpResponseBase:
+    return await _dispatch(request, "", "v1", rest)
+
+
+@csrf_exempt
+async def group_resources(
+    request: HttpRequest, group: str, version: str, rest: str
+) -> HttpResponseBase:
+    return await _dispatch(request, group, version, rest)
+
+
+async def _dispatch(request: HttpRequest, group: str, version: str, rest: str) -> HttpResponseBase:
+    try:
+        target = resolve(group, version, rest)
+    except ApiError as exc:
+        return error_response(exc)
+    if request.method == "GET" and target.is_collection and query_bool(request.GET, "watch"):
+        from clusterapi.api import watching
+
+        return await watching.watch(request, target)
+    return await in_thread(request, lambda: handle(request, target))
+
+
+def handle(request: HttpRequest, target: Target) -> HttpResponseBase:
+    method = request.method or "GET"
+    if target.subresource:
+        return _subresource(request, target, method)
+    if target.is_collection:
+        if method == "GET":
+            return list_(request, target)
+        if method == "POST":
+            return create(request, target)
+        if method == "DELETE":
+            return delete_collection(request, target)
+    else:
+        if method == "GET":
+            return get(request, target)
+        if method == "PUT":
+            return replace(request, target)
+        if method == "PATCH":
+            return patch(request, target)
+        if method == "DELETE":
+            return delete(request, target)
+    raise errors.method_not_allowed()
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def get(request: HttpRequest, target: Target) -> HttpResponse:
+    raw = store.objects.get_raw(target.kind, target.namespace, target.name)
+    table_version = table.wanted(request)
+    if table_version:
+        obj = store.objects.decode(raw)
+        return json_response(table.build(target.kind, [obj], request, str(_rv(obj))))
+    return json_response(raw)
+
+
+def _rv(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def list_(request: HttpRequest, target: Target) -> HttpResponse:
+    kind = target.kind
+    query = request.GET
+    match, name = matcher(kind, query)
+    limit = query_int(query, "limit") or 0
+    result = store.list_objects(
+        kind,
+        target.namespace or None,
+        match=match,
+        name=name,
+        limit=max(limit, 0),
+        continue_token=query.get("continue", ""),
+    )
+    meta: Obj = {"resourceVersion": str(result.resource_version)}
+    if result.continue_token:
+        meta["continue"] = result.continue_token
+    if result.remaining is not None:
+        meta["remainingItemCount"] = result.remaining
+    if table.wanted(request):
+        body = table.build(kind, result.objects(), request, meta["resourceVersion"])
+        body["metadata"] = meta
+        return json_response(body)
+    head = orjson.dumps(
+        {"kind": kind.list_kind, "apiVersion": kind.api_version, "metadata": meta}
+    )[:-1]
+    payload = head + b',"items":[' + ",".join(result.raw).encode() + b"]}"
+    return HttpResponse(payload, content_type="application/json")
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+def _write_options(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "dry_run": dry_run(request.GET),
+        "field_validation": field_validation(request.GET),
+        "field_manager": request.GET.get("fieldManager", ""),
+    }
+
+
+def _body_object(request: HttpRequest, kind: Kind) -> Obj:
+    body = negotiation.decode_body(request)
+    if not isinstance(body, dict):
+        raise errors.bad_request(f"the body of the request must be a {kind.kind} object")
+    return body
+
+
+def create(request: HttpRequest, target: Target) -> HttpResponse:
+    kind = target.kind
+    if kind.namespaced and not target.namespace:
+        raise errors.method_not_allowed(
+            f"{kind.plural} must be created in a namespace (POST to "
+            f"/{'apis/' + kind.group if kind.group else 'api'}/{kind.version}/namespaces/"
+            f"<namespace>/{kind.plural})"
+        )
+    body = _body_object(request, kind)
+    result = store.create(kind, body, namespace=target.namespace, **_write_options(request))
+    return json_response(result.obj, status=201, warnings=result.warnings)
+
+
+def replace(request: HttpRequest, target: Target) -> HttpResponse:
+    body = _body_object(request, target.kind)
+    result = store.update(
+        target.kind, target.namespace, target.name, body, **_write_options(request)
+    )
+    return json_response(result.obj, warnings=result.warnings)
+
+
+def _apply_patch(request: HttpRequest, kind: Kind) -> Callable[[Obj], Obj]:
+    from clusterapi.store import patch as patching
+
+    ctype = negotiation.content_type(request)
+    body = request.body
+
+    def mutate(obj: Obj) -> Obj:
+        try:
+            return patching.apply_patch(obj, body, ctype, kind.definition)
+        except patching.PatchError as exc:
+            raise _patch_error(exc, kind, obj) from exc
+
+    return mutate
+
+
+def _patch_error(exc: Any, kind: Kind, obj: Obj) -> ApiError:
+    reason = {400: "BadRequest", 415: "UnsupportedMediaType", 409: "Conflict"}.get(
+        exc.code, "Invalid"
+    )
+    name = str((obj.get("metadata") or {}).get("name", ""))
+    return ApiError(exc.code, reason, exc.message, name=name, group=kind.group, kind=kind.kind)
+
+
+def _check_patch_type(request: HttpRequest) -> str:
+    ctype = negotiation.content_type(request)
+    if ctype not in PATCH_TYPES:
+        raise errors.unsupported_media_type(
+            "the body of the request was in an unknown format - accepted media types include: "
+            + ", ".join(PATCH_TYPES)
+        )
+    return ctype
+
+
+def patch(request: HttpRequest, target: Target, subresource: str = "") -> HttpResponse:
+    kind = target.kind
+    ctype = _check_patch_type(request)
+    options = _write_options(request)
+    if ctype == "application/apply-patch+yaml":
+        return _server_side_apply(request, target, subresource, options)
+    result = store.guaranteed_update(
+        kind,
+        target.namespace,
+        target.name,
+        _apply_patch(request, kind),
+        subresource=subresource,
+        **options,
+    )
+    return json_response(result.obj, warnings=result.warnings)
+
+
+def _server_side_apply(
+    request: HttpRequest, target: Target, subresource: str, options: dict[str, Any]
+) -> HttpResponse:
+    from clusterapi.store import apply as ssa
+
+    kind = target.kind
+    manager = options["field_manager"]
+    if not manager:
+        raise errors.bad_request(
+            "PATCH, application/apply-patch+yaml requests must include fieldManager"
+        )
+    applied = negotiation.decode_body(request)
+    if not isinstance(applied, dict):
+        raise errors.bad_request("the body of an apply patch must be an object")
+    force = query_bool(request.GET, "force")
+    applied.setdefault("apiVersion", kind.api_version)
+    applied.setdefault("kind", kind.kind)
+    meta = applied.setdefault("metadata", {})
+    if isinstance(meta, dict):
+        if meta.get("name") not in (None, target.name):
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the "
+                f"URL ({target.name})"
+            )
+        meta["name"] = target.name
+
+    def mutate(live: Obj) -> Obj:
+        try:
+            return ssa.server_side_apply(
+                live,
+                copy.deepcopy(applied),
+                manager,
+                force=force,
+                definition=kind.definition,
+                api_version=kind.api_version,
+                now=store.now(),
+            )
+        except ssa.ApplyConflict as exc:
+            raise ApiError(
+                409,
+                "Conflict",
+                exc.message,
+                causes=[
+                    errors.Cause("FieldManagerConflict", f'conflict with "{m}"', f)
+                    for m, f in exc.conflicts
+                ],
+            ) from exc
+
+    def create_missing() -> Obj:
+        return mutate_new()
+
+    def mutate_new() -> Obj:
+        return ssa.server_side_apply(
+            None,
+            copy.deepcopy(applied),
+            manager,
+            force=force,
+            definition=kind.definition,
+            api_version=kind.api_version,
+            now=store.now(),
+        )
+
+    result = store.guaranteed_update(
+        kind,
+        target.namespace,
+        target.name,
+        mutate,
+        subresource=subresource,
+        create_missing=None if subresource else create_missing,
+        **{**options, "field_manager": ""},
+    )
+    status = 201 if result.created else 200
+    return json_response(result.obj, status=status, warnings=result.warnings)
+
+
+def _delete_options(request: HttpRequest) -> dict[str, Any]:
+    body = negotiation.decode_body(request, allow_empty=True) or {}
+    if not isinstance(body, dict):
+        raise errors.bad_request("DeleteOptions must be an object")
+    query = request.GET
+    grace = query_int(query, "gracePeriodSeconds")
+    if grace is None and body.get("gracePeriodSeconds") is not None:
+        grace = int(body["gracePeriodSeconds"])
+    propagation = query.get("propagationPolicy") or body.get("propagationPolicy")
+    orphan = query.get("orphanDependents")
+    if orphan is None and body.get("orphanDependents") is not None:
+        orphan = str(body["orphanDependents"]).lower()
+    if propagation is None and orphan is not None:
+        propagation = "Orphan" if orphan == "true" else "Background"
+    if propagation not in (None, "Orphan", "Background", "Foreground"):
+        raise errors.bad_request(
+            f'Unsupported value: "{propagation}": supported values: "Foreground", '
+            '"Background", "Orphan"'
+        )
+    preconditions = body.get("preconditions") or {}
+    dry = dry_run(query) or bool(body.get("dryRun"))
+    return {
+        "grace_period": grace,
+        "propagation": propagation,
+        "precondition_uid": preconditions.get("uid"),
+        "precondition_rv": preconditions.get("resourceVersion"),
+        "dry_run": dry,
+    }
+
+
+def delete(request: HttpRequest, target: Target) -> HttpResponse:
+    kind = target.kind
+    result = store.delete(kind, target.namespace, target.name, **_delete_options(request))
+    if kind.delete_returns_object or not result.deleted:
+        return json_response(result.obj)
+    meta = result.obj["metadata"]
+    details: Obj = {"name": meta["name"]}
+    if kind.group:
+        details["group"] = kind.group
+    details["kind"] = kind.plural
+    details["uid"] = meta["uid"]
+    return json_response(success_status(details))
+
+
+def delete_collection(request: HttpRequest, target: Target) -> HttpResponse:
+    kind = target.kind
+    match, name = matcher(kind, request.GET)
+    options = _delete_options(request)
+    options.pop("precondition_uid")
+    options.pop("precondition_rv")
+    if name is not None and match is None:
+
+        def match(obj: Obj) -> bool:
+            return bool(obj["metadata"]["name"] == name)
+
+    deleted = store.delete_collection(kind, target.namespace or None, match=match, **options)
+    return json_response(
+        {
+            "kind": kind.list_kind,
+            "apiVersion": kind.api_version,
+            "metadata": {"resourceVersion": str(store.current_revision())},
+            "items": deleted,
+        }
+    )
+
+
+# --- subresources -----------------------------------------------------------------------------
+
+
+def _subresource(request: HttpRequest, target: Target, method: str) -> HttpResponse:
+    sub = target.subresource
+    if sub in ("status", "finalize"):
+        if method == "GET" and sub == "status":
+            return get(request, target)
+        if method == "PUT":
+            body = _body_object(request, target.kind)
+            result = store.update(
+                target.kind,
+                target.namespace,
+                target.name,
+                body,
+                subresource=sub,
+                **_write_options(request),
+            )
+            return json_response(result.obj, warnings=result.warnings)
+        if method == "PATCH":
+            return patch(request, target, subresource=sub)
+    elif sub == "scale":
+        return _scale(request, target, method)
+    elif sub == "binding" and method == "POST":
+        return _bind(request, target)
+    raise errors.method_not_allowed()
+
+
+def _scale_of(kind: Kind, obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    spec = obj.get("spec") or {}
+    selector = spec.get("selector")
+    if kind.kind == "ReplicationController":
+        selector_text = ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
+    else:
+        selector_text = format_label_selector(selector) if selector else ""
+        if selector_text == "<none>":
+            selector_text = ""
+    status: Obj = {"replicas": int((obj.get("status") or {}).get("replicas", 0))}
+    if selector_text:
+        status["selector"] = selector_text
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            key: meta[key]
+            for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if key in meta
+        },
+        "spec": {"replicas": int(spec.get("replicas", 0))},
+        "status": status,
+    }
+
+
+def _scale(request: HttpRequest, target: Target, method: str) -> HttpResponse:
+    kind = target.kind
+    if method == "GET":
+        return json_response(_scale_of(kind, store.get(kind, target.namespace, target.name)))
+    if method not in ("PUT", "PATCH"):
+        raise errors.method_not_allowed()
+    options = _write_options(request)
+    if method == "PUT":
+        body = _body_object(request, kind)
+    else:
+        ctype = _check_patch_type(request)
+        if ctype == "application/apply-patch+yaml":
+            raise errors.unsupported_media_type("apply patches are not supported on scale")
+        body = {}
+
+    def set_replicas(obj: Obj) -> Obj:
+        scale = _scale_of(kind, obj)
+        if method == "PUT":
+            wanted = body
+        else:
+            from clusterapi.store import patch as patching
+
+            try:
+                wanted = patching.apply_patch(
+                    scale,
+                    request.body,
+                    negotiation.content_type(request),
+                    "io.k8s.api.autoscaling.v1.Scale",
+                )
+            except patching.PatchError as exc:
+                raise _patch_error(exc, kind, obj) from exc
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.invalid(
+                kind,
+                obj["metadata"]["name"],
+                [
+                    errors.Cause(
+                        "FieldValueInvalid",
+                        f"Invalid value: {replicas}: must be greater than or equal to 0",
+                        "spec.replicas",
+                    )
+                ],
+            )
+        wanted_rv = (wanted.get("metadata") or {}).get("resourceVersion")
+        obj.setdefault("spec", {})["replicas"] = replicas
+        if wanted_rv:
+            obj["metadata"]["resourceVersion"] = wanted_rv
+        return obj
+
+    result = store.guaranteed_update(kind, target.namespace, target.name, set_replicas, **options)
+    return json_response(_scale_of(kind, result.obj))
+
+
+def _bind(request: HttpRequest, target: Target) -> HttpResponse:
+    kind = target.kind
+    body = negotiation.decode_body(request)
+    node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+    if not node:
+        raise errors.invalid(
+            kind,
+            target.name,
+            [errors.Cause("FieldValueRequired", "Required value", "target.name")],
+        )
+
+    def bind(pod: Obj) -> Obj:
+        spec = pod.setdefault("spec", {})
+        current = spec.get("nodeName")
+        if current:
+            raise errors.conflict(
+                kind, target.name, f"pod {target.name} is already assigned to node \"{current}\""
+            )
+        if pod["metadata"].get("deletionTimestamp"):
+            raise errors.conflict(kind, target.name, "pod is being deleted, cannot be assigned")
+        spec["nodeName"] = node
+        return pod
+
+    store.guaranteed_update(kind, target.namespace, target.name, bind, dry_run=dry_run(request.GET))
+    return json_response(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+        status=201,
+    )

@@ -1,0 +1,211 @@
+"""Watch streams (``?watch=true``): newline-delimited events over a chunked response.
+
+Start rules, as upstream: with no ``resourceVersion`` (or ``"0"``) the stream opens with a
+synthetic ADDED for every current object; with ``resourceVersion=N`` it replays the change
+log after N, or answers one ERROR event with 410 Expired when N has been compacted away.
+Selectors apply to events: an object that starts matching arrives as ADDED, one that stops
+matching as DELETED. The stream ends at ``timeoutSeconds`` (default: a random 30-60 minutes,
+as upstream, so ``kubectl get -w`` stays attached), and sends BOOKMARKs only when asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from clusterapi import store
+from clusterapi.api import table
+from clusterapi.api.requests import Target, matcher, query_bool, query_int
+from clusterapi.api.status import error_response, status_body
+from clusterapi.core import watch as feed
+from clusterapi.core.models import Change
+from clusterapi.store import errors
+from clusterapi.store.errors import ApiError
+
+Obj = dict[str, Any]
+BOOKMARK_SECONDS = 60.0
+
+
+def _history(target: Target, after: int, until: int) -> list[feed.Event]:
+    query = Change.objects.filter(
+        group=target.kind.group,
+        resource=target.kind.plural,
+        revision__gt=after,
+        revision__lte=until,
+    )
+    if target.namespace:
+        query = query.filter(namespace=target.namespace)
+    rows = query.order_by("revision").values_list(
+        "revision", "type", "group", "resource", "namespace", "name", "data", "previous"
+    )
+    return [feed.Event(*row) for row in rows]
+
+
+def _authenticate(request: HttpRequest) -> bool:
+    from clusterapi.api.views import authenticate
+
+    return authenticate(request) is not None
+
+
+async def watch(request: HttpRequest, target: Target) -> HttpResponse | StreamingHttpResponse:
+    """Answer a watch request (see the module docstring)."""
+    to_thread = sync_to_async  # readability: every DB call leaves the event loop
+    if not await to_thread(_authenticate, thread_sensitive=False)(request):
+        from clusterapi.api.views import unauthorized
+
+        return unauthorized()
+    query = request.GET
+    try:
+        match, name = matcher(target.kind, query)
+        if match is None and name is not None:
+            exact = name
+
+            def match(obj: Obj) -> bool:
+                return bool((obj.get("metadata") or {}).get("name") == exact)
+
+        timeout = query_int(query, "timeoutSeconds")
+        rv_param = query.get("resourceVersion", "")
+        start_rv = int(rv_param) if rv_param not in ("", "0") else None
+    except ValueError:
+        return error_response(errors.bad_request(f"invalid resourceVersion: {rv_param!r}"))
+    except ApiError as exc:
+        return error_response(exc)
+    if timeout is None or timeout <= 0:
+        timeout = int(1800 * (1 + random.random()))  # noqa: S311 - spreading reconnects
+    bookmarks = query_bool(query, "allowWatchBookmarks")
+    as_table = table.wanted(request) is not None
+
+    sub = feed.subscribe(target.kind.group, target.kind.plural)
+    try:
+        initial: list[bytes] = []
+        seen: dict[tuple[str, str], int] = {}
+        history: list[feed.Event] = []
+        if start_rv is None:
+            listed = await to_thread(store.list_objects, thread_sensitive=False)(
+                target.kind, target.namespace or None, match=match
+            )
+            for obj in listed.objects():
+                meta = obj["metadata"]
+                seen[(meta.get("namespace", ""), meta["name"])] = int(meta["resourceVersion"])
+                initial.append(_line("ADDED", obj, target, request, as_table))
+            last_rv = max(listed.resource_version, sub.start)
+        else:
+            compacted = await to_thread(store.objects.compacted_revision, thread_sensitive=False)()
+            if start_rv < compacted - 1:
+                sub.close()
+                gone = errors.gone(f"too old resource version: {start_rv} ({compacted})")
+                body = orjson.dumps({"type": "ERROR", "object": status_body(gone)}) + b"\n"
+                return StreamingHttpResponse(iter([body]), content_type="application/json")
+            history = await to_thread(_history, thread_sensitive=False)(target, start_rv, sub.start)
+            last_rv = max(start_rv, sub.start)
+    except BaseException:
+        sub.close()
+        raise
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal last_rv
+        deadline = time.monotonic() + timeout
+        try:
+            for line in initial:
+                yield line
+            for event in history:
+                line = _event_line(event, target, match, request, as_table, seen)
+                if line:
+                    yield line
+            next_bookmark = time.monotonic() + BOOKMARK_SECONDS
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                wait = deadline - now
+                if bookmarks:
+                    wait = min(wait, max(next_bookmark - now, 0.0))
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), timeout=wait)
+                except TimeoutError:
+                    if bookmarks and time.monotonic() >= next_bookmark:
+                        next_bookmark = time.monotonic() + BOOKMARK_SECONDS
+                        yield _bookmark(target, max(last_rv, feed.feed().position))
+                    continue
+                if event is None:
+                    return
+                last_rv = event.revision
+                line = _event_line(event, target, match, request, as_table, seen)
+                if line:
+                    yield line
+        finally:
+            sub.close()
+
+    response = StreamingHttpResponse(stream(), content_type="application/json")
+    response["Cache-Control"] = "no-cache, private"
+    return response
+
+
+def _line(kind_: str, obj: Obj, target: Target, request: HttpRequest, as_table: bool) -> bytes:
+    if as_table:
+        body = table.build(
+            target.kind, [obj], request, str(obj["metadata"].get("resourceVersion", ""))
+        )
+        return orjson.dumps({"type": kind_, "object": body}) + b"\n"
+    return orjson.dumps({"type": kind_, "object": obj}) + b"\n"
+
+
+def _event_line(
+    event: feed.Event,
+    target: Target,
+    match: Callable[[Obj], bool] | None,
+    request: HttpRequest,
+    as_table: bool,
+    seen: dict[tuple[str, str], int],
+) -> bytes | None:
+    if target.namespace and event.namespace != target.namespace:
+        return None
+    key = (event.namespace, event.name)
+    listed = seen.get(key)
+    if listed is not None and event.revision <= listed:
+        # Already reflected in the synthetic ADDED of the initial list.
+        return None
+    kind_ = event.type
+    if match is not None or as_table:
+        obj = store.objects.decode(event.data)
+        if match is not None:
+            now = match(obj)
+            before = (
+                match(store.objects.decode(event.previous))
+                if event.type == Change.MODIFIED and event.previous
+                else now
+            )
+            if event.type == Change.MODIFIED:
+                if now and not before:
+                    kind_ = Change.ADDED
+                elif before and not now:
+                    kind_ = Change.DELETED
+                elif not now:
+                    return None
+            elif not now:
+                return None
+        return _line(kind_, obj, target, request, as_table)
+    return b'{"type":"' + kind_.encode() + b'","object":' + event.data.encode() + b"}\n"
+
+
+def _bookmark(target: Target, revision: int) -> bytes:
+    return (
+        orjson.dumps(
+            {
+                "type": "BOOKMARK",
+                "object": {
+                    "kind": target.kind.kind,
+                    "apiVersion": target.kind.api_version,
+                    "metadata": {"resourceVersion": str(revision)},
+                },
+            }
+        )
+        + b"\n"
+    )

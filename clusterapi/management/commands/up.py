@@ -1,0 +1,83 @@
+"""``manage.py up [--port P] [--data-dir DIR]``: the whole platform on one machine.
+
+Migrates the database, bootstraps the instance (namespaces, admin credential, certificates)
+and serves the API, dashboard and admin site over HTTPS with uvicorn until Ctrl-C. Later
+issues add the Celery worker and beat, DNS and a local node agent here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Start Berth (API server and dashboard) with embedded defaults."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=6443)
+        parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        parser.add_argument(
+            "--data-dir",
+            default=None,
+            help="state directory (default: $BERTH_DATA_DIR or ./var); must be given before "
+            "settings load, so prefer BERTH_DATA_DIR when calling from code",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        import uvicorn
+
+        from clusterapi import bootstrap, pki
+
+        call_command("migrate", interactive=False, verbosity=0)
+        host: str = options["host"]
+        port: int = options["port"]
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        url = f"https://{shown_host}:{port}"
+        certs = pki.ensure(settings.DATA_DIR, (host,))
+        admin = bootstrap.run(url)
+        self.stdout.write(
+            f"Berth is starting at {url}\n"
+            f"  data directory: {settings.DATA_DIR}\n"
+            f"  kubectl:        export KUBECONFIG={admin}\n"
+            f"                  kubectl get namespaces\n"
+            f"  dashboard:      {url}/ui/\n"
+            f"  more users:     python manage.py kubeconfig --user NAME [--group G]\n"
+            "Press Ctrl-C to stop.\n"
+        )
+        self.stdout.flush()
+        _start_compactor()
+        config = uvicorn.Config(
+            "clusterapi.asgi:application",
+            host=host,
+            port=port,
+            ssl_certfile=str(certs.server_cert),
+            ssl_keyfile=str(certs.server_key),
+            log_level=os.environ.get("BERTH_LOG_LEVEL", "warning").lower(),
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        uvicorn.Server(config).run()
+
+
+def _start_compactor() -> None:
+    """Trim the change log once a minute, keeping BERTH_CHANGELOG_RETENTION revisions."""
+    from django.db import close_old_connections
+
+    from clusterapi import store
+
+    def loop() -> None:
+        while True:
+            time.sleep(60)
+            try:
+                store.compact(settings.BERTH_CHANGELOG_RETENTION)
+            finally:
+                close_old_connections()
+
+    threading.Thread(target=loop, name="berth-compactor", daemon=True).start()

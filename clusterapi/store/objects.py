@@ -1,0 +1,744 @@
+"""The store's operations (see the package docstring for the flow of one write)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+
+from clusterapi.admission import admit
+from clusterapi.core.models import Change, Compaction, Resource
+from clusterapi.resources.registry import Kind
+from clusterapi.store import errors
+from clusterapi.store.errors import ApiError
+
+Obj = dict[str, Any]
+
+# Metadata fields the server owns: a client cannot set them on create, nor change them later.
+_SERVER_FIELDS = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
+_METADATA_ORDER = (
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+)
+# generateName suffixes use upstream's alphabet (no vowels, no confusable characters).
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_CONFLICT_RETRIES = 16
+
+
+def now() -> str:
+    """The current time as Kubernetes serialises a metav1.Time (RFC 3339, UTC, seconds)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def encode(obj: Obj) -> str:
+    """The object's JSON as served: apiVersion, kind, metadata first, as upstream orders them."""
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        ordered_meta = {k: metadata[k] for k in _METADATA_ORDER if k in metadata}
+        ordered_meta.update(metadata)
+        obj["metadata"] = ordered_meta
+    ordered = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+    ordered.update(obj)
+    return orjson.dumps(ordered).decode()
+
+
+def decode(data: str) -> Obj:
+    result: Obj = orjson.loads(data)
+    return result
+
+
+@dataclass
+class WriteResult:
+    """The outcome of a write: the object as stored (or as it would be, for a dry run)."""
+
+    obj: Obj
+    changed: bool = True
+    created: bool = False
+    deleted: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ListResult:
+    """A page of a list: the objects' JSON as stored, and the list's metadata."""
+
+    raw: list[str]
+    resource_version: int
+    continue_token: str = ""
+    remaining: int | None = None
+    _objects: list[Obj] | None = None
+
+    def objects(self) -> list[Obj]:
+        if self._objects is None:
+            self._objects = [decode(r) for r in self.raw]
+        return self._objects
+
+
+# --- revisions and the change log -------------------------------------------------------------
+
+
+def current_revision() -> int:
+    """The latest committed revision (what a list reports as its resourceVersion)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT value FROM core_revision WHERE id = 1")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def compacted_revision() -> int:
+    """The oldest revision a watch can resume from; older ones are Gone."""
+    row = Compaction.objects.filter(pk=1).values_list("revision", flat=True).first()
+    return int(row or 0)
+
+
+def _next_revision() -> int:
+    # The row lock taken here is held until commit: writers queue behind it, so revisions
+    # commit in increasing order and "changes after N" is a complete answer for watchers.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE core_revision SET value = value + 1 WHERE id = 1 RETURNING value")
+        row = cursor.fetchone()
+    return int(row[0])
+
+
+def _after_commit(kind: Kind, obj: Obj) -> None:
+    from clusterapi.core import watch
+
+    transaction.on_commit(watch.notify)
+    from clusterapi import controllers
+
+    meta = obj.get("metadata") or {}
+    transaction.on_commit(
+        lambda: controllers.wake(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+    )
+
+
+def _record(kind: Kind, obj: Obj, change: str, revision: int, previous: str = "") -> str:
+    data = encode(obj)
+    meta = obj["metadata"]
+    Change.objects.create(
+        revision=revision,
+        group=kind.group,
+        resource=kind.plural,
+        namespace=meta.get("namespace", ""),
+        name=meta["name"],
+        type=change,
+        data=data,
+        previous=previous,
+    )
+    _after_commit(kind, obj)
+    return data
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def _row(kind: Kind, namespace: str, name: str) -> Resource | None:
+    return Resource.objects.filter(
+        group=kind.group,
+        resource=kind.plural,
+        namespace=namespace if kind.namespaced else "",
+        name=name,
+    ).first()
+
+
+def get_raw(kind: Kind, namespace: str, name: str) -> str:
+    """The stored JSON of one object; NotFound when absent."""
+    data = (
+        Resource.objects.filter(
+            group=kind.group,
+            resource=kind.plural,
+            namespace=namespace if kind.namespaced else "",
+            name=name,
+        )
+        .values_list("data", flat=True)
+        .first()
+    )
+    if data is None:
+        raise errors.not_found(kind, name)
+    return data
+
+
+def get(kind: Kind, namespace: str, name: str) -> Obj:
+    """One object; NotFound when absent."""
+    return decode(get_raw(kind, namespace, name))
+
+
+def _encode_continue(revision: int, namespace: str, name: str) -> str:
+    token = orjson.dumps({"v": 1, "rv": revision, "start": [namespace, name]})
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def _decode_continue(token: str) -> tuple[int, str, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded))
+        namespace, name = data["start"]
+        return int(data["rv"]), str(namespace), str(name)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise errors.bad_request(f"invalid continue token: {exc}") from exc
+
+
+def list_objects(
+    kind: Kind,
+    namespace: str | None = None,
+    *,
+    match: Callable[[Obj], bool] | None = None,
+    name: str | None = None,
+    limit: int = 0,
+    continue_token: str = "",
+) -> ListResult:
+    """Objects of a kind, in (namespace, name) order, optionally one namespace and a page.
+
+    ``match`` filters decoded objects (label and field selectors); ``name`` is the fast path
+    of a ``metadata.name=`` field selector. Pages continue with the returned token; a token
+    whose revision has been compacted away is 410 Gone, as upstream.
+    """
+    revision = current_revision()
+    query = Resource.objects.filter(group=kind.group, resource=kind.plural)
+    if namespace and kind.namespaced:
+        query = query.filter(namespace=namespace)
+    if name is not None:
+        query = query.filter(name=name)
+    if continue_token:
+        token_rv, start_ns, start_name = _decode_continue(continue_token)
+        if token_rv < compacted_revision():
+            raise errors.gone(
+                "The provided continue parameter is too old to display a consistent list "
+                "result. You can start a new list without the continue parameter."
+            )
+        revision = token_rv
+        query = query.filter(Q(namespace__gt=start_ns) | Q(namespace=start_ns, name__gt=start_name))
+    query = query.order_by("namespace", "name")
+    rows = query.values_list("namespace", "name", "data")
+    raw: list[str] = []
+    objects: list[Obj] = []
+    last: tuple[str, str] | None = None
+    more = False
+    for row_ns, row_name, data in _iterate(rows, limit if match is None else 0):
+        if match is not None:
+            obj = decode(data)
+            if not match(obj):
+                continue
+            objects.append(obj)
+        if limit and len(raw) >= limit:
+            more = True
+            break
+        raw.append(data)
+        last = (row_ns, row_name)
+    result = ListResult(raw=raw, resource_version=revision)
+    if match is not None:
+        result._objects = objects[: len(raw)]
+    if more and last is not None:
+        result.continue_token = _encode_continue(revision, *last)
+        if match is None:
+            result.remaining = (
+                query.filter(Q(namespace__gt=last[0]) | Q(namespace=last[0], name__gt=last[1]))
+                .order_by()
+                .count()
+            )
+    return result
+
+
+def _iterate(rows: Any, limit: int) -> Iterator[tuple[str, str, str]]:
+    # Without a filter one extra row tells whether another page follows; with a filter the
+    # rows are streamed in chunks, since an unknown number of them will be skipped.
+    if limit:
+        yield from rows[: limit + 1]
+    else:
+        yield from rows.iterator(chunk_size=2000)
+
+
+# --- strategy helpers -------------------------------------------------------------------------
+
+
+def _generate_name(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+
+
+def _spec_part(kind: Kind, obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items() if k not in kind.non_spec_fields}
+
+
+def _comparable(obj: Obj) -> Obj:
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    for key in ("resourceVersion", "managedFields", "generation"):
+        meta.pop(key, None)
+    out["metadata"] = meta
+    return out
+
+
+def _check_namespace(kind: Kind, namespace: str, name: str) -> None:
+    if not kind.namespaced:
+        return
+    data = (
+        Resource.objects.filter(group="", resource="namespaces", namespace="", name=namespace)
+        .values_list("data", flat=True)
+        .first()
+    )
+    if data is None:
+        raise errors.namespace_not_found(namespace)
+    if (decode(data).get("metadata") or {}).get("deletionTimestamp"):
+        raise ApiError(
+            403,
+            "Forbidden",
+            f'{kind.plural} "{name}" is forbidden: unable to create new content in namespace '
+            f"{namespace} because it is being terminated",
+            name=name,
+            kind=kind.plural,
+            group=kind.group,
+        )
+
+
+def _metadata(obj: Obj) -> Obj:
+    meta = obj.get("metadata")
+    if meta is None:
+        meta = obj["metadata"] = {}
+    if not isinstance(meta, dict):
+        raise errors.bad_request("metadata must be an object")
+    return meta
+
+
+def _identify(kind: Kind, obj: Obj) -> None:
+    """Check the body names this kind (or nothing), then stamp apiVersion and kind."""
+    if not isinstance(obj, dict):
+        raise errors.bad_request(f"the body of the request must be a {kind.kind} object")
+    body_kind = obj.get("kind")
+    body_version = obj.get("apiVersion")
+    if (body_kind and body_kind != kind.kind) or (
+        body_version and body_version != kind.api_version
+    ):
+        raise errors.bad_request(
+            f"the API version in the data ({body_version}) does not match the expected API "
+            f"version ({kind.api_version})"
+            if body_version and body_version != kind.api_version
+            else f"{body_kind} in version {kind.version!r} cannot be handled as a {kind.kind}: "
+            f"the kind in the data ({body_kind}) does not match the expected kind ({kind.kind})"
+        )
+    obj["apiVersion"] = kind.api_version
+    obj["kind"] = kind.kind
+
+
+def _fix_namespace(kind: Kind, meta: Obj, namespace: str) -> None:
+    if kind.namespaced:
+        body_ns = meta.get("namespace")
+        if body_ns and namespace and body_ns != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        meta["namespace"] = namespace or body_ns or ""
+        if not meta["namespace"]:
+            raise errors.bad_request("namespace is required for a namespaced resource")
+    else:
+        meta.pop("namespace", None)
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+def create(
+    kind: Kind,
+    obj: Obj,
+    *,
+    namespace: str = "",
+    dry_run: bool = False,
+    field_validation: str = "Strict",
+    field_manager: str = "",
+) -> WriteResult:
+    """Create an object. AlreadyExists on a taken name, NotFound for a missing namespace."""
+    _identify(kind, obj)
+    meta = _metadata(obj)
+    _fix_namespace(kind, meta, namespace)
+    namespace = str(meta.get("namespace", ""))
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = _generate_name(str(meta["generateName"]))
+    for key in (*_SERVER_FIELDS, "resourceVersion", "selfLink", "generation", "managedFields"):
+        meta.pop(key, None)
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = now()
+    meta["generation"] = 1
+    if kind.has_status and not kind.keep_status_on_create:
+        obj["status"] = {}
+    kind.defaults(obj)
+    warnings = admit(kind, obj, None, field_validation=field_validation)
+    _manage_fields(kind, None, obj, field_manager)
+    if kind.namespaced:
+        _check_namespace(kind, namespace, str(meta["name"]))
+    name = str(meta["name"])
+    if dry_run:
+        if _row(kind, namespace, name) is not None:
+            raise errors.already_exists(kind, name)
+        return WriteResult(obj, created=True, warnings=warnings)
+    try:
+        with transaction.atomic():
+            revision = _next_revision()
+            meta["resourceVersion"] = str(revision)
+            data = encode(obj)
+            Resource.objects.create(
+                group=kind.group,
+                resource=kind.plural,
+                namespace=namespace,
+                name=name,
+                uid=meta["uid"],
+                revision=revision,
+                data=data,
+            )
+            _record(kind, obj, Change.ADDED, revision)
+    except IntegrityError as exc:
+        raise errors.already_exists(kind, name) from exc
+    return WriteResult(obj, created=True, warnings=warnings)
+
+
+def _prepare_update(kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
+    """Merge what the caller may change into the stored object, per the kind's strategy."""
+    _identify(kind, new)
+    old_meta = old["metadata"]
+    new_meta = _metadata(new)
+    name = old_meta["name"]
+    if new_meta.get("name") not in (None, "", name):
+        raise errors.bad_request(
+            f'the name of the object ({new_meta.get("name")}) does not match the name on the '
+            f"URL ({name})"
+        )
+    _fix_namespace(kind, new_meta, old_meta.get("namespace", ""))
+    if subresource == "finalize":
+        # Namespaces' finalize subresource changes spec.finalizers and nothing else.
+        result = copy.deepcopy(old)
+        result.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers", [])
+        return result
+    if subresource == "status":
+        # The status subresource changes status and nothing else.
+        result = copy.deepcopy(old)
+        result["status"] = new.get("status", {})
+        return result
+    new_meta["name"] = name
+    for key in _SERVER_FIELDS:
+        if key in old_meta:
+            new_meta[key] = old_meta[key]
+        else:
+            new_meta.pop(key, None)
+    new_meta.pop("selfLink", None)
+    if "generateName" in old_meta and "generateName" not in new_meta:
+        new_meta["generateName"] = old_meta["generateName"]
+    if kind.has_status:
+        # The main resource ignores status changes; they go through /status.
+        if "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        else:
+            new.pop("status", None)
+    return new
+
+
+def _manage_fields(kind: Kind, old: Obj | None, new: Obj, manager: str) -> None:
+    """Record field ownership in metadata.managedFields for server-side apply."""
+    try:
+        from clusterapi.store.apply import record_update
+    except ImportError:  # pragma: no cover - while apply support is being written
+        return
+    result = record_update(
+        old, new, manager or "unknown", api_version=kind.api_version, now=now()
+    )
+    new["metadata"] = result["metadata"]
+
+
+def _write_update(
+    kind: Kind,
+    row: Resource,
+    old: Obj,
+    new: Obj,
+    *,
+    subresource: str,
+    dry_run: bool,
+    field_validation: str,
+    field_manager: str,
+    precondition_rv: str | None,
+) -> WriteResult:
+    name = old["metadata"]["name"]
+    if precondition_rv and precondition_rv != old["metadata"].get("resourceVersion"):
+        raise errors.conflict(kind, name)
+    body_uid = (new.get("metadata") or {}).get("uid")
+    if body_uid and body_uid != old["metadata"]["uid"]:
+        raise errors.conflict(
+            kind,
+            name,
+            f"Precondition failed: UID in precondition: {body_uid}, UID in object meta: "
+            f"{old['metadata']['uid']}",
+        )
+    new = _prepare_update(kind, old, new, subresource)
+    meta = new["metadata"]
+    meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+    meta["generation"] = old["metadata"].get("generation", 1)
+    kind.defaults(new)
+    warnings = admit(kind, new, old, field_validation=field_validation)
+    if _comparable(new) == _comparable(old):
+        return WriteResult(old, changed=False, warnings=warnings)
+    if _spec_part(kind, new) != _spec_part(kind, old):
+        meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+    _manage_fields(kind, old, new, field_manager)
+    finished = bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
+    if finished and kind.finalized(new):
+        if dry_run:
+            return WriteResult(new, deleted=True, warnings=warnings)
+        with transaction.atomic():
+            revision = _next_revision()
+            if not Resource.objects.filter(pk=row.pk, revision=row.revision).delete()[0]:
+                raise errors.conflict(kind, name)
+            meta["resourceVersion"] = str(revision)
+            _record(kind, new, Change.DELETED, revision)
+        return WriteResult(new, deleted=True, warnings=warnings)
+    if dry_run:
+        return WriteResult(new, warnings=warnings)
+    with transaction.atomic():
+        revision = _next_revision()
+        meta["resourceVersion"] = str(revision)
+        data = encode(new)
+        updated = Resource.objects.filter(pk=row.pk, revision=row.revision).update(
+            revision=revision, data=data
+        )
+        if not updated:
+            raise errors.conflict(kind, name)
+        _record(kind, new, Change.MODIFIED, revision, previous=row.data)
+    return WriteResult(new, warnings=warnings)
+
+
+def update(
+    kind: Kind,
+    namespace: str,
+    name: str,
+    new: Obj,
+    *,
+    subresource: str = "",
+    dry_run: bool = False,
+    field_validation: str = "Strict",
+    field_manager: str = "",
+) -> WriteResult:
+    """Replace an object (PUT). A resourceVersion in the body must match: else 409 Conflict."""
+    row = _row(kind, namespace, name)
+    if row is None:
+        raise errors.not_found(kind, name)
+    meta = new.get("metadata") if isinstance(new, dict) else None
+    precondition = str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
+    return _write_update(
+        kind,
+        row,
+        decode(row.data),
+        new,
+        subresource=subresource,
+        dry_run=dry_run,
+        field_validation=field_validation,
+        field_manager=field_manager,
+        precondition_rv=precondition or None,
+    )
+
+
+def guaranteed_update(
+    kind: Kind,
+    namespace: str,
+    name: str,
+    mutate: Callable[[Obj], Obj],
+    *,
+    subresource: str = "",
+    dry_run: bool = False,
+    field_validation: str = "Strict",
+    field_manager: str = "",
+    create_missing: Callable[[], Obj] | None = None,
+) -> WriteResult:
+    """Read-modify-write (patches): ``mutate`` gets a copy of the current object.
+
+    A lost compare-and-swap race is retried with the fresh object, unless the mutation itself
+    carries a resourceVersion precondition that no longer holds (then 409, as upstream).
+    ``create_missing`` builds the object to create when none exists (server-side apply).
+    """
+    for _attempt in range(_CONFLICT_RETRIES):
+        row = _row(kind, namespace, name)
+        if row is None:
+            if create_missing is None:
+                raise errors.not_found(kind, name)
+            try:
+                return create(
+                    kind,
+                    create_missing(),
+                    namespace=namespace,
+                    dry_run=dry_run,
+                    field_validation=field_validation,
+                    field_manager=field_manager,
+                )
+            except ApiError as exc:
+                if exc.reason == "AlreadyExists":
+                    continue
+                raise
+        old = decode(row.data)
+        new = mutate(copy.deepcopy(old))
+        requested_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
+        precondition = (
+            requested_rv if requested_rv and requested_rv != old["metadata"]["resourceVersion"] else None
+        )
+        try:
+            return _write_update(
+                kind,
+                row,
+                old,
+                new,
+                subresource=subresource,
+                dry_run=dry_run,
+                field_validation=field_validation,
+                field_manager=field_manager,
+                precondition_rv=precondition,
+            )
+        except ApiError as exc:
+            if exc.reason != "Conflict" or precondition is not None or "Precondition" in exc.message:
+                raise
+    raise errors.conflict(kind, name)
+
+
+def delete(
+    kind: Kind,
+    namespace: str,
+    name: str,
+    *,
+    grace_period: int | None = None,
+    propagation: str | None = None,
+    precondition_uid: str | None = None,
+    precondition_rv: str | None = None,
+    dry_run: bool = False,
+) -> WriteResult:
+    """Delete an object, or mark it for deletion while finalizers or a grace period remain."""
+    for _attempt in range(_CONFLICT_RETRIES):
+        row = _row(kind, namespace, name)
+        if row is None:
+            raise errors.not_found(kind, name)
+        old = decode(row.data)
+        meta = old["metadata"]
+        if precondition_uid and precondition_uid != meta["uid"]:
+            raise errors.conflict(
+                kind,
+                name,
+                f"Precondition failed: UID in precondition: {precondition_uid}, UID in object "
+                f"meta: {meta['uid']}",
+            )
+        if precondition_rv and precondition_rv != meta["resourceVersion"]:
+            raise errors.conflict(
+                kind,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: {precondition_rv}, "
+                f"ResourceVersion in object meta: {meta['resourceVersion']}",
+            )
+        new = copy.deepcopy(old)
+        new_meta = new["metadata"]
+        finalizers = list(new_meta.get("finalizers") or [])
+        if propagation == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        elif propagation == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+        if finalizers:
+            new_meta["finalizers"] = finalizers
+        force = grace_period == 0
+        hold = kind.graceful(new, grace_period) and not force
+        if finalizers or hold:
+            if not new_meta.get("deletionTimestamp"):
+                wait = int(new_meta.get("deletionGracePeriodSeconds") or 0) if hold else 0
+                new_meta["deletionTimestamp"] = (
+                    datetime.now(UTC) + timedelta(seconds=wait)
+                ).strftime("%Y-%m-%dT%H:%M:%SZ")
+                if not hold:
+                    new_meta["deletionGracePeriodSeconds"] = 0
+            if new == old:
+                return WriteResult(old, changed=False)
+            if dry_run:
+                return WriteResult(new)
+            try:
+                with transaction.atomic():
+                    revision = _next_revision()
+                    new_meta["resourceVersion"] = str(revision)
+                    if not Resource.objects.filter(pk=row.pk, revision=row.revision).update(
+                        revision=revision, data=encode(new)
+                    ):
+                        raise errors.conflict(kind, name)
+                    _record(kind, new, Change.MODIFIED, revision, previous=row.data)
+            except ApiError as exc:
+                if exc.reason == "Conflict":
+                    continue
+                raise
+            return WriteResult(new)
+        if dry_run:
+            return WriteResult(old, deleted=True)
+        try:
+            with transaction.atomic():
+                revision = _next_revision()
+                if not Resource.objects.filter(pk=row.pk, revision=row.revision).delete()[0]:
+                    raise errors.conflict(kind, name)
+                new_meta["resourceVersion"] = str(revision)
+                _record(kind, new, Change.DELETED, revision)
+        except ApiError as exc:
+            if exc.reason == "Conflict":
+                continue
+            raise
+        return WriteResult(new, deleted=True)
+    raise errors.conflict(kind, name)
+
+
+def delete_collection(
+    kind: Kind,
+    namespace: str | None,
+    *,
+    match: Callable[[Obj], bool] | None = None,
+    grace_period: int | None = None,
+    propagation: str | None = None,
+    dry_run: bool = False,
+) -> list[Obj]:
+    """Delete every matching object (each its own write, each its own DELETED event)."""
+    out: list[Obj] = []
+    for obj in list_objects(kind, namespace, match=match).objects():
+        meta = obj["metadata"]
+        try:
+            result = delete(
+                kind,
+                meta.get("namespace", ""),
+                meta["name"],
+                grace_period=grace_period,
+                propagation=propagation,
+                dry_run=dry_run,
+            )
+        except ApiError as exc:
+            if exc.reason == "NotFound":
+                continue
+            raise
+        out.append(result.obj)
+    return out
+
+
+def compact(retain: int) -> int:
+    """Drop change-log rows older than the newest ``retain`` revisions; returns the new floor.
+
+    Watches resuming from before the floor get 410 Gone, as after an etcd compaction.
+    """
+    floor = current_revision() - retain + 1
+    if floor <= compacted_revision():
+        return compacted_revision()
+    with transaction.atomic():
+        Compaction.objects.filter(pk=1).update(revision=floor)
+        Change.objects.filter(revision__lt=floor).delete()
+    return floor
