@@ -278,6 +278,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         3: "labelSelector:meta.LabelSelector",
         4: "path!",
         5: "optional:bool!",
+        6: "user:i64!",
     },
     "core.ComponentCondition": {1: "type!", 2: "status!", 3: "message", 4: "error"},
     "core.ComponentStatus": {
@@ -314,6 +315,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         2: "items:[]core.KeyToPath",
         3: "defaultMode:i32!",
         4: "optional:bool!",
+        5: "defaultUser:i64!",
     },
     "core.Container": _CONTAINER,
     "core.EphemeralContainerCommon": _CONTAINER,
@@ -377,12 +379,14 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         2: "fieldRef:core.ObjectFieldSelector",
         3: "resourceFieldRef:core.ResourceFieldSelector",
         4: "mode:i32!",
+        5: "user:i64!",
     },
     "core.DownwardAPIVolumeSource": {
         1: "items:[]core.DownwardAPIVolumeFile",
         2: "defaultMode:i32!",
+        3: "defaultUser:i64!",
     },
-    "core.EmptyDirVolumeSource": {1: "medium", 2: "sizeLimit:quantity"},
+    "core.EmptyDirVolumeSource": {1: "medium", 2: "sizeLimit:quantity", 3: "mode:i32!"},
     "core.EndpointAddress": {
         1: "ip!",
         2: "targetRef:core.ObjectReference",
@@ -466,7 +470,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         3: "partition:i32",
         4: "readOnly:bool",
     },
-    "core.GRPCAction": {1: "port:i32!", 2: "service!"},
+    "core.GRPCAction": {1: "port:i32!", 2: "service!", 3: "mode!"},
     "core.GitRepoVolumeSource": {1: "repository!", 2: "revision", 3: "directory"},
     "core.GlusterfsPersistentVolumeSource": {
         1: "endpoints!",
@@ -481,6 +485,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         3: "host",
         4: "scheme",
         5: "httpHeaders:[]core.HTTPHeader",
+        6: "protocol!",
     },
     "core.HTTPHeader": {1: "name!", 2: "value!"},
     "core.HostAlias": {1: "ip!", 2: "hostnames:[]str"},
@@ -514,7 +519,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
     },
     "core.ImageVolumeSource": {1: "reference", 2: "pullPolicy"},
     "core.ImageVolumeStatus": {1: "imageRef!"},
-    "core.KeyToPath": {1: "key!", 2: "path!", 3: "mode:i32!"},
+    "core.KeyToPath": {1: "key!", 2: "path!", 3: "mode:i32!", 4: "user:i64!"},
     "core.Lifecycle": {
         1: "postStart:core.LifecycleHandler",
         2: "preStop:core.LifecycleHandler",
@@ -580,7 +585,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         4: "error",
     },
     "core.NodeDaemonEndpoints": {1: "kubeletEndpoint:core.DaemonEndpoint"},
-    "core.NodeFeatures": {1: "supplementalGroupsPolicy:bool!", 2: "containerUlimits:bool!"},
+    "core.NodeFeatures": {1: "supplementalGroupsPolicy:bool!"},
     "core.NodeRuntimeHandler": {1: "name!", 2: "features:core.NodeRuntimeHandlerFeatures"},
     "core.NodeRuntimeHandlerFeatures": {
         1: "recursiveReadOnlyMounts:bool!",
@@ -600,7 +605,9 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         5: "taints:[]core.Taint",
         6: "configSource:core.NodeConfigSource",
         7: "podCIDRs:[]str",
+        8: "podPreemptionPolicy:core.NodePodPreemptionPolicy",
     },
+    "core.NodePodPreemptionPolicy": {1: "disableResizePreemption:[]str"},
     "core.NodeStatus": {
         1: "capacity:{}quantity",
         2: "allocatable:{}quantity",
@@ -630,6 +637,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         9: "operatingSystem!",
         10: "architecture!",
         11: "swap:core.NodeSwapStatus",
+        12: "runningInUserNamespace:bool",
     },
     "core.ObjectFieldSelector": {1: "apiVersion", 2: "fieldPath!"},
     "core.ObjectReference": {
@@ -748,6 +756,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         5: "keyPath",
         6: "certificateChainPath",
         7: "userAnnotations:{}str",
+        8: "user:i64!",
     },
     "core.PodCondition": {
         1: "type!",
@@ -778,6 +787,8 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
     },
     "core.PodResourceClaimStatus": {1: "name!", 2: "resourceClaimName!"},
     "core.PodSchedulingGate": {1: "name!"},
+    "core.PodSchedulingGroup": {1: "podGroupName"},
+    "core.EvictionResponder": {1: "name!", 2: "priority:i32!"},
     "core.PodSecurityContext": {
         1: "seLinuxOptions:core.SELinuxOptions",
         2: "runAsUser:i64!",
@@ -836,7 +847,8 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         39: "resourceClaims:[]core.PodResourceClaim",
         40: "resources:core.ResourceRequirements",
         41: "hostnameOverride!",
-        42: "workloadRef:core.WorkloadReference",
+        43: "schedulingGroup:core.PodSchedulingGroup",
+        44: "evictionResponders:[]core.EvictionResponder",
     },
     "core.PodStatus": {
         1: "phase",
@@ -891,6 +903,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
     "core.ProjectedVolumeSource": {
         1: "sources:[]core.VolumeProjection",
         2: "defaultMode:i32!",
+        3: "defaultUser:i64!",
     },
     "core.QuobyteVolumeSource": {
         1: "registry!",
@@ -1015,6 +1028,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         2: "items:[]core.KeyToPath",
         3: "defaultMode:i32!",
         4: "optional:bool!",
+        5: "defaultUser:i64!",
     },
     "core.SecurityContext": {
         1: "capabilities:core.Capabilities",
@@ -1029,7 +1043,6 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         10: "windowsOptions:core.WindowsSecurityContextOptions",
         11: "seccompProfile:core.SeccompProfile",
         12: "appArmorProfile:core.AppArmorProfile",
-        13: "ulimits:[]core.Ulimit",
     },
     "core.SerializedReference": {1: "reference:core.ObjectReference"},
     "core.Service": _OBJ("core.ServiceSpec", "core.ServiceStatus"),
@@ -1043,6 +1056,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         1: "audience",
         2: "expirationSeconds:i64!",
         3: "path!",
+        4: "user:i64!",
     },
     "core.ServicePort": {
         1: "name",
@@ -1120,7 +1134,6 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
     },
     "core.TypedLocalObjectReference": {1: "apiGroup!", 2: "kind!", 3: "name!"},
     "core.TypedObjectReference": {1: "apiGroup!", 2: "kind!", 3: "name!", 4: "namespace!"},
-    "core.Ulimit": {1: "name!", 2: "hard:i64!", 3: "soft:i64!"},
     # VolumeSource is embedded inline in the JSON form of Volume.
     "core.Volume": {1: "name!", 2: ":core.VolumeSource"},
     "core.VolumeDevice": {1: "name!", 2: "devicePath!"},
@@ -1132,6 +1145,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         5: "mountPropagation!",
         6: "subPathExpr",
         7: "recursiveReadOnly!",
+        8: "bindMountOptions:[]str",
     },
     "core.VolumeMountStatus": {
         1: "name!",
@@ -1196,7 +1210,6 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         3: "runAsUserName!",
         4: "hostProcess:bool!",
     },
-    "core.WorkloadReference": {1: "name!", 2: "podGroup!", 3: "podGroupReplicaKey"},
     # --- apps/v1 -------------------------------------------------------
     "apps.Deployment": _OBJ("apps.DeploymentSpec", "apps.DeploymentStatus"),
     "apps.DeploymentSpec": {
@@ -1208,7 +1221,6 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         6: "revisionHistoryLimit:i32!",
         7: "paused:bool",
         9: "progressDeadlineSeconds:i32!",
-        10: "podReplacementPolicy!",
     },
     "apps.DeploymentStrategy": {1: "type", 2: "rollingUpdate:apps.RollingUpdateDeployment"},
     "apps.RollingUpdateDeployment": {1: "maxUnavailable:intstr", 2: "maxSurge:intstr"},

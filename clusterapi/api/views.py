@@ -9,6 +9,7 @@ and render: every rule about objects lives in the store, admission and the kind 
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ from clusterapi.store import errors
 from clusterapi.store.errors import ApiError
 
 Obj = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 PATCH_TYPES = (
     "application/json-patch+json",
@@ -64,6 +66,12 @@ def _run_sync(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> Htt
         return work()
     except ApiError as exc:
         return error_response(exc)
+    except Exception as exc:
+        # Never an HTML error page: clients parse every answer as a Status.
+        logger.exception("internal error serving %s %s", request.method, request.path)
+        return error_response(
+            ApiError(500, "InternalError", f"Internal error occurred: {exc.__class__.__name__}: {exc}")
+        )
 
 
 async def in_thread(

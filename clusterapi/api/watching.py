@@ -82,6 +82,7 @@ async def watch(request: HttpRequest, target: Target) -> HttpResponse | Streamin
     bookmarks = query_bool(query, "allowWatchBookmarks")
     as_table = table.wanted(request) is not None
 
+    await to_thread(feed.start, thread_sensitive=False)()
     sub = feed.subscribe(target.kind.group, target.kind.plural)
     try:
         initial: list[bytes] = []

@@ -70,8 +70,9 @@ class ChangeFeed:
     def subscribe(self, group: str, resource: str) -> Subscription:
         """A new subscription; call from the event loop that will read its queue."""
         sub = Subscription(group, resource, asyncio.get_running_loop())
-        self._ensure_started()
         with self._lock:
+            if self._position is None:
+                raise RuntimeError("the change feed must be started (from a thread) first")
             assert self._position is not None
             sub.start = self._position
             self._subscribers.add(sub)
@@ -83,11 +84,11 @@ class ChangeFeed:
 
     @property
     def position(self) -> int:
-        self._ensure_started()
         assert self._position is not None
         return self._position
 
-    def _ensure_started(self) -> None:
+    def start(self) -> None:
+        """Start following the log (idempotent). Reads the database: call from a thread."""
         with self._lock:
             if self._thread is not None:
                 return
@@ -151,7 +152,12 @@ def notify() -> None:
 
 
 def subscribe(group: str, resource: str) -> Subscription:
+    """Subscribe from an event loop; ``start`` must have run (it touches the database)."""
     return _feed.subscribe(group, resource)
+
+
+def start() -> None:
+    _feed.start()
 
 
 def feed() -> ChangeFeed:

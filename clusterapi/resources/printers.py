@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_COLUMNS",
     "column_definitions",
     "columns_for",
+    "effective_default_storage_class",
     "format_label_selector",
     "format_labels",
     "format_quantity",
@@ -386,6 +387,11 @@ def _container_images(pod_spec: Any) -> str:
     return ",".join(_str(c.get("image")) for c in _containers_of(pod_spec))
 
 
+def _desired_replicas(obj: Obj) -> int:
+    replicas = _opt_int(_dig(obj, "spec", "replicas"))
+    return 1 if replicas is None else replicas  # spec.replicas defaults to 1
+
+
 def _template_spec(obj: Obj) -> Any:
     return _dig(obj, "spec", "template", "spec")
 
@@ -400,7 +406,7 @@ _ACCESS_MODES = (
 
 
 def _access_modes(modes: Any) -> str:
-    present = set(_list(modes))
+    present = {mode for mode in _list(modes) if isinstance(mode, str)}
     return ",".join(short for mode, short in _ACCESS_MODES if mode in present)
 
 
@@ -801,7 +807,7 @@ REPLICATION_CONTROLLER_COLUMNS: tuple[Column, ...] = (
     _name_column(),
     Column(
         "Desired",
-        lambda o: _desired_replicas(o),
+        _desired_replicas,
         type="integer",
         description=D_DESIRED_REPLICAS,
     ),
@@ -1268,11 +1274,6 @@ RESOURCE_QUOTA_COLUMNS: tuple[Column, ...] = (
 # ---------------------------------------------------------------------------------------------
 
 
-def _desired_replicas(obj: Obj) -> int:
-    replicas = _opt_int(_dig(obj, "spec", "replicas"))
-    return 1 if replicas is None else replicas  # spec.replicas defaults to 1
-
-
 def _deployment_selector(deployment: Obj) -> str:
     # Deployments print the raw selector string: "" rather than <none>, <invalid> on error.
     text = _selector_string(_dig(deployment, "spec", "selector"))
@@ -1689,10 +1690,35 @@ _DEFAULT_CLASS_ANNOTATIONS = (
 )
 
 
-def _storage_class_name(storage_class: Obj) -> str:
+def _annotated_default(storage_class: Obj) -> bool:
     annotations = _dict(_dig(storage_class, "metadata", "annotations"))
-    default = any(annotations.get(key) == "true" for key in _DEFAULT_CLASS_ANNOTATIONS)
-    return _name(storage_class) + (" (default)" if default else "")
+    return any(annotations.get(key) == "true" for key in _DEFAULT_CLASS_ANNOTATIONS)
+
+
+def _storage_class_name(storage_class: Obj) -> str:
+    # Without the other classes at hand every annotated class is marked, as upstream does
+    # when it cannot list them; table_row_cells(peers=...) narrows this to the effective one.
+    return _name(storage_class) + (" (default)" if _annotated_default(storage_class) else "")
+
+
+def effective_default_storage_class(storage_classes: Iterable[Obj]) -> str | None:
+    """The name of the StorageClass that new claims without a class actually get.
+
+    Among the classes annotated as default, the most recently created wins (ties go to the
+    alphabetically first name). Since Kubernetes 1.36 only this one is printed ``(default)``.
+    """
+    oldest = datetime.min.replace(tzinfo=UTC)
+    defaults = [sc for sc in storage_classes if isinstance(sc, dict) and _annotated_default(sc)]
+    if not defaults:
+        return None
+    newest = min(
+        defaults,
+        key=lambda sc: (
+            -(_parse_time(_dig(sc, "metadata", "creationTimestamp")) or oldest).timestamp(),
+            _name(sc),
+        ),
+    )
+    return _name(newest)
 
 
 STORAGE_CLASS_COLUMNS: tuple[Column, ...] = (
@@ -1905,9 +1931,20 @@ def column_definitions(kind: str) -> list[dict[str, Any]]:
     ]
 
 
-def table_row_cells(kind: str, obj: Obj) -> list[Any]:
-    """One Table row's ``cells`` for an object, in column order (wide columns included)."""
-    return _cells(columns_for(kind), obj if isinstance(obj, dict) else {})
+def table_row_cells(kind: str, obj: Obj, *, peers: Iterable[Obj] | None = None) -> list[Any]:
+    """One Table row's ``cells`` for an object, in column order (wide columns included).
+
+    ``peers`` are all objects of the kind (the listed items, or every stored one for a single
+    get). Only StorageClass needs them: upstream marks just the effective default class
+    ``(default)``, which a single object cannot tell. Without peers each annotated class is
+    marked, which is what upstream falls back to too.
+    """
+    obj = obj if isinstance(obj, dict) else {}
+    cells = _cells(columns_for(kind), obj)
+    if kind == "StorageClass" and peers is not None:
+        effective = effective_default_storage_class([obj, *peers])
+        cells[0] = _name(obj) + (" (default)" if _name(obj) == effective else "")
+    return cells
 
 
 def _cells(columns: Iterable[Column], obj: Obj) -> list[Any]:

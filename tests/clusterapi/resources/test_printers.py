@@ -1457,8 +1457,10 @@ def test_event_source_falls_back_to_reporting_controller() -> None:
     ],
 )
 def test_job_status(conditions: list[Any], deleting: bool, expected: str) -> None:
-    extra = {"deletionTimestamp": ago(seconds=1)} if deleting else {}
-    job = {"metadata": meta("j", **extra), "status": {"conditions": conditions}}
+    metadata = meta("j")
+    if deleting:
+        metadata["deletionTimestamp"] = ago(seconds=1)
+    job = {"metadata": metadata, "status": {"conditions": conditions}}
     assert cell("Job", job, "Status") == expected
 
 
@@ -1560,6 +1562,7 @@ PARTIAL_OBJECTS: list[dict[str, Any]] = [
             "template": {"spec": None},
             "rules": "x",
             "capacity": {"storage": {}},
+            "accessModes": [{}, ["RWO"]],
             "replicas": "three",
         },
         "status": {
@@ -1589,3 +1592,30 @@ def test_cells_never_raise_on_partial_objects(kind: str, obj: dict[str, Any]) ->
         value = column.cell(obj)
         assert isinstance(value, str | int), (kind, column.name, value)
     assert len(table_row_cells(kind, obj)) == len(columns_for(kind))
+
+
+def storage_class(name: str, age_minutes: float, default: bool) -> dict[str, Any]:
+    annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
+    return {"metadata": meta(name, age_minutes, annotations=annotations), "provisioner": "p"}
+
+
+def test_only_the_effective_default_storage_class_is_marked_when_peers_are_known() -> None:
+    classes = [
+        storage_class("old", 60, default=True),
+        storage_class("new", 5, default=True),
+        storage_class("plain", 1, default=False),
+    ]
+    assert printers.effective_default_storage_class(classes) == "new"
+    assert [table_row_cells("StorageClass", sc, peers=classes)[0] for sc in classes] == [
+        "old",
+        "new (default)",
+        "plain",
+    ]
+    # Without peers every annotated class is marked (upstream's fallback too).
+    assert table_row_cells("StorageClass", classes[0])[0] == "old (default)"
+
+
+def test_effective_default_storage_class_ties_go_to_the_first_name() -> None:
+    classes = [storage_class("b", 5, default=True), storage_class("a", 5, default=True)]
+    assert printers.effective_default_storage_class(classes) == "a"
+    assert printers.effective_default_storage_class([storage_class("x", 1, False)]) is None

@@ -1,0 +1,43 @@
+"""Shared fixtures: a live server per test module (e2e), kubectl and the Python client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.live import Kubectl, LiveServer
+
+
+@pytest.fixture(scope="module")
+def live_server_berth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A running Berth (``manage.py up``) with its own data directory and port."""
+    server = LiveServer(tmp_path_factory.mktemp("berth")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def kubectl(live_server_berth: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """kubectl as the bootstrap admin of the module's live server."""
+    return Kubectl(live_server_berth.admin_kubeconfig, tmp_path_factory.mktemp("kubecache"))
+
+
+@pytest.fixture(scope="module")
+def k8s_client(live_server_berth: LiveServer) -> Iterator[object]:
+    """An ApiClient of the official ``kubernetes`` package, as the bootstrap admin."""
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=str(live_server_berth.admin_kubeconfig))
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+
+
+@pytest.fixture
+def manifests(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,184 @@
+"""A live Berth server for end-to-end tests: ``manage.py up`` in a subprocess.
+
+Each server gets its own data directory and a free loopback port; with PostgreSQL
+(``DATABASE_URL`` set to a postgres URL) it also gets a database of its own, created on the
+same server and dropped afterwards, so servers never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBECTL = Path(sys.executable).parent / "kubectl"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _postgres_database(base_url: str) -> tuple[str, str]:
+    """Create a fresh database beside the one ``base_url`` names; returns (url, name)."""
+    import psycopg
+
+    name = "berth_live_" + secrets.token_hex(4)
+    prefix, _, _db = base_url.rpartition("/")
+    with psycopg.connect(prefix + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{prefix}/{name}", name
+
+
+def _drop_postgres_database(base_url: str, name: str) -> None:
+    import psycopg
+
+    prefix, _, _db = base_url.rpartition("/")
+    with psycopg.connect(prefix + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class LiveServer:
+    """A running ``manage.py up`` and the means to talk to it."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    _pg_database: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.data_dir / "admin.kubeconfig"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "pki" / "ca.crt"
+
+    def start(self) -> LiveServer:
+        env = dict(os.environ)
+        env["BERTH_DATA_DIR"] = str(self.data_dir)
+        base = os.environ.get("DATABASE_URL", "")
+        if base.startswith("postgres"):
+            env["DATABASE_URL"], self._pg_database = _postgres_database(base)
+        else:
+            env.pop("DATABASE_URL", None)
+        env.update(self.env)
+        self.env = env
+        log = open(self.data_dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        context = ssl.create_default_context(cafile=None)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(  # noqa: S310 - loopback test server
+                    f"{self.url}/readyz", context=context, timeout=2
+                ) as response:
+                    if response.status == 200 and self.admin_kubeconfig.exists():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        path = self.data_dir / "server.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._pg_database:
+            _drop_postgres_database(os.environ["DATABASE_URL"], self._pg_database)
+
+    def manage(self, *args: str) -> str:
+        """Run a management command against this instance; returns its stdout."""
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout
+
+    def kubeconfig(self, user: str, *groups: str) -> Path:
+        """A kubeconfig file for ``user`` (``manage.py kubeconfig``)."""
+        args = ["kubeconfig", "--user", user]
+        for group in groups:
+            args += ["--group", group]
+        path = self.data_dir / f"{user}.kubeconfig"
+        path.write_text(self.manage(*args))
+        return path
+
+    def admin_token(self) -> str:
+        config = yaml.safe_load(self.admin_kubeconfig.read_text())
+        return str(config["users"][0]["user"]["token"])
+
+
+@dataclass
+class Kubectl:
+    """Runs the pinned kubectl against a live server with a private cache directory."""
+
+    kubeconfig: Path
+    cache_dir: Path
+
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True, env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **(env or {})}
+        result = subprocess.run(
+            [str(KUBECTL), "--cache-dir", str(self.cache_dir), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
+
+    def __call__(self, *args: str, **kwargs: object) -> str:
+        return self.run(*args, **kwargs).stdout  # type: ignore[arg-type]
