@@ -99,6 +99,6 @@ def decode_body(request: Any, *, allow_empty: bool = False) -> Any:
                 else f"couldn't get version/kind; json parse error: {exc}"
             ) from exc
     raise errors.unsupported_media_type(
-        f'the body of the request was in an unknown format - accepted media types include: '
+        f"the body of the request was in an unknown format - accepted media types include: "
         f"application/json, application/yaml, {PROTOBUF}"
     )

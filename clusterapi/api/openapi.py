@@ -91,7 +91,12 @@ def _references(node: Any, found: set[str]) -> None:
 
 
 def _parameters(*names: str) -> list[Obj]:
-    kinds = {"force": "boolean", "limit": "integer", "timeoutSeconds": "integer", "watch": "boolean"}
+    kinds = {
+        "force": "boolean",
+        "limit": "integer",
+        "timeoutSeconds": "integer",
+        "watch": "boolean",
+    }
     return [
         {"name": n, "in": "query", "schema": {"type": kinds.get(n, "string"), "uniqueItems": True}}
         for n in names
@@ -124,7 +129,9 @@ def _paths(kind: Kind) -> Obj:
     patch_body = {
         "content": {
             "application/apply-patch+yaml": {"schema": {"type": "object"}},
-            "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/json-patch+json": {
+                "schema": {"type": "array", "items": {"type": "object"}}
+            },
             "application/merge-patch+json": {"schema": {"type": "object"}},
             "application/strategic-merge-patch+json": {"schema": {"type": "object"}},
         },
@@ -147,8 +154,13 @@ def _paths(kind: Kind) -> Obj:
             "get": op(
                 "list",
                 parameters=_parameters(
-                    "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion",
-                    "timeoutSeconds", "watch",
+                    "labelSelector",
+                    "fieldSelector",
+                    "limit",
+                    "continue",
+                    "resourceVersion",
+                    "timeoutSeconds",
+                    "watch",
                 ),
                 responses=_ok(ref),
             ),
@@ -246,9 +258,13 @@ def group_version(request: HttpRequest, path: str) -> HttpResponse:
                 response["Cache-Control"] = "no-cache, private"
             response["Etag"] = f'"{_hash(g, v)}"'
             return response
-    return error_response(ApiError(404, "NotFound", "the server could not find the requested resource"))
+    return error_response(
+        ApiError(404, "NotFound", "the server could not find the requested resource")
+    )
 
 
 def not_served(request: HttpRequest) -> HttpResponse:
     """``/openapi/v2``: not served; kubectl only falls back to it when v3 is unusable."""
-    return error_response(ApiError(404, "NotFound", "the server could not find the requested resource"))
+    return error_response(
+        ApiError(404, "NotFound", "the server could not find the requested resource")
+    )

@@ -264,7 +264,9 @@ class _Decoder:
                 while not packed.at_end():
                     items.append(self._scalar(field.type, _wire_of(field.type), packed))
             else:
-                items.append(self._value(message, field, number, wire_type, reader, at))
+                item = self._value(message, field, number, wire_type, reader, at)
+                if item is not _OMIT:
+                    items.append(item)
             return
         value = self._value(message, field, number, wire_type, reader, at)
         if field.json == "":
@@ -297,9 +299,7 @@ class _Decoder:
         return self._scalar(field.type, wire_type, reader)
 
     @staticmethod
-    def _expect(
-        message: str, field: Field, number: int, got: int, expected: int, at: int
-    ) -> None:
+    def _expect(message: str, field: Field, number: int, got: int, expected: int, at: int) -> None:
         if got != expected:
             raise ProtobufError(
                 f"field {message}.{field.json or '<inline>'} (#{number}) at byte {at} has "
@@ -331,7 +331,9 @@ class _Decoder:
             number, wire_type = entry.key()
             if number == 1:
                 if wire_type != _BYTES:
-                    raise ProtobufError(f"map key of {message}.{field.json} at byte {at} is not a string")
+                    raise ProtobufError(
+                        f"map key of {message}.{field.json} at byte {at} is not a string"
+                    )
                 key = entry.chunk().decode("utf-8", errors="replace")
             elif number == 2:
                 value = self._value(message, field, number, wire_type, entry, at)
@@ -476,7 +478,9 @@ def _decode_envelope(body: bytes, depth: int) -> dict[str, Any]:
         at = reader.pos
         number, wire_type = reader.key()
         if number in (1, 2, 3, 4) and wire_type != _BYTES:
-            raise ProtobufError(f"runtime.Unknown field #{number} at byte {at} is not length-delimited")
+            raise ProtobufError(
+                f"runtime.Unknown field #{number} at byte {at} is not length-delimited"
+            )
         if number == 1:
             type_meta = reader.sub()
             while not type_meta.at_end():

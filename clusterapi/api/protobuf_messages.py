@@ -79,7 +79,7 @@ class Field(NamedTuple):
 # Shared shapes -----------------------------------------------------------------
 
 
-def _OBJ(spec: str, status: str) -> dict[int, str]:  # noqa: N802 - reads like a type
+def _obj(spec: str, status: str) -> dict[int, str]:
     """The usual top-level object: metadata, spec, status."""
     return {1: "metadata:meta.ObjectMeta", 2: f"spec:{spec}", 3: f"status:{status}"}
 
@@ -553,7 +553,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
     "core.LocalVolumeSource": {1: "path!", 2: "fsType!"},
     "core.ModifyVolumeStatus": {1: "targetVolumeAttributesClassName", 2: "status!"},
     "core.NFSVolumeSource": {1: "server!", 2: "path!", 3: "readOnly:bool"},
-    "core.Namespace": _OBJ("core.NamespaceSpec", "core.NamespaceStatus"),
+    "core.Namespace": _obj("core.NamespaceSpec", "core.NamespaceStatus"),
     "core.NamespaceSpec": {1: "finalizers:[]str"},
     "core.NamespaceStatus": {1: "phase", 2: "conditions:[]core.NamespaceCondition"},
     "core.NamespaceCondition": {
@@ -563,7 +563,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         5: "reason",
         6: "message",
     },
-    "core.Node": _OBJ("core.NodeSpec", "core.NodeStatus"),
+    "core.Node": _obj("core.NodeSpec", "core.NodeStatus"),
     "core.NodeAddress": {1: "type!", 2: "address!"},
     "core.NodeAffinity": {
         1: "requiredDuringSchedulingIgnoredDuringExecution:core.NodeSelector",
@@ -649,7 +649,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         6: "resourceVersion",
         7: "fieldPath",
     },
-    "core.PersistentVolumeClaim": _OBJ(
+    "core.PersistentVolumeClaim": _obj(
         "core.PersistentVolumeClaimSpec", "core.PersistentVolumeClaimStatus"
     ),
     "core.PersistentVolumeClaimCondition": {
@@ -685,7 +685,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         1: "metadata:meta.ObjectMeta",
         2: "spec:core.PersistentVolumeClaimSpec",
     },
-    "core.PersistentVolume": _OBJ("core.PersistentVolumeSpec", "core.PersistentVolumeStatus"),
+    "core.PersistentVolume": _obj("core.PersistentVolumeSpec", "core.PersistentVolumeStatus"),
     "core.PersistentVolumeClaimVolumeSource": {1: "claimName!", 2: "readOnly:bool"},
     "core.PersistentVolumeSource": {
         1: "gcePersistentDisk:core.GCEPersistentDiskVolumeSource",
@@ -731,7 +731,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         4: "lastPhaseTransitionTime:meta.Time",
     },
     "core.PhotonPersistentDiskVolumeSource": {1: "pdID!", 2: "fsType"},
-    "core.Pod": _OBJ("core.PodSpec", "core.PodStatus"),
+    "core.Pod": _obj("core.PodSpec", "core.PodStatus"),
     "core.PodAffinity": {
         1: "requiredDuringSchedulingIgnoredDuringExecution:[]core.PodAffinityTerm",
         2: "preferredDuringSchedulingIgnoredDuringExecution:[]core.WeightedPodAffinityTerm",
@@ -934,7 +934,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         8: "readOnly:bool",
     },
     "core.RangeAllocation": {1: "metadata:meta.ObjectMeta", 2: "range!", 3: "data:bytes!"},
-    "core.ReplicationController": _OBJ(
+    "core.ReplicationController": _obj(
         "core.ReplicationControllerSpec", "core.ReplicationControllerStatus"
     ),
     "core.ReplicationControllerSpec": {
@@ -959,7 +959,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         3: "divisor:quantity",
     },
     "core.ResourceHealth": {1: "resourceID!", 2: "health", 6: "message!"},
-    "core.ResourceQuota": _OBJ("core.ResourceQuotaSpec", "core.ResourceQuotaStatus"),
+    "core.ResourceQuota": _obj("core.ResourceQuotaSpec", "core.ResourceQuotaStatus"),
     "core.ResourceQuotaSpec": {
         1: "hard:{}quantity",
         2: "scopes:[]str",
@@ -1045,7 +1045,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         12: "appArmorProfile:core.AppArmorProfile",
     },
     "core.SerializedReference": {1: "reference:core.ObjectReference"},
-    "core.Service": _OBJ("core.ServiceSpec", "core.ServiceStatus"),
+    "core.Service": _obj("core.ServiceSpec", "core.ServiceStatus"),
     "core.ServiceAccount": {
         1: "metadata:meta.ObjectMeta",
         2: "secrets:[]core.ObjectReference",
@@ -1211,7 +1211,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         4: "hostProcess:bool!",
     },
     # --- apps/v1 -------------------------------------------------------
-    "apps.Deployment": _OBJ("apps.DeploymentSpec", "apps.DeploymentStatus"),
+    "apps.Deployment": _obj("apps.DeploymentSpec", "apps.DeploymentStatus"),
     "apps.DeploymentSpec": {
         1: "replicas:i32!",
         2: "selector:meta.LabelSelector",
@@ -1243,7 +1243,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         6: "lastUpdateTime:meta.Time",
         7: "lastTransitionTime:meta.Time",
     },
-    "apps.ReplicaSet": _OBJ("apps.ReplicaSetSpec", "apps.ReplicaSetStatus"),
+    "apps.ReplicaSet": _obj("apps.ReplicaSetSpec", "apps.ReplicaSetStatus"),
     "apps.ReplicaSetSpec": {
         1: "replicas:i32!",
         2: "selector:meta.LabelSelector",
@@ -1260,7 +1260,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         7: "terminatingReplicas:i32!",
     },
     "apps.ReplicaSetCondition": _CONDITION,
-    "apps.StatefulSet": _OBJ("apps.StatefulSetSpec", "apps.StatefulSetStatus"),
+    "apps.StatefulSet": _obj("apps.StatefulSetSpec", "apps.StatefulSetStatus"),
     "apps.StatefulSetSpec": {
         1: "replicas:i32!",
         2: "selector:meta.LabelSelector",
@@ -1271,7 +1271,10 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         7: "updateStrategy:apps.StatefulSetUpdateStrategy",
         8: "revisionHistoryLimit:i32!",
         9: "minReadySeconds:i32",
-        10: "persistentVolumeClaimRetentionPolicy:apps.StatefulSetPersistentVolumeClaimRetentionPolicy",
+        10: (
+            "persistentVolumeClaimRetentionPolicy:"
+            "apps.StatefulSetPersistentVolumeClaimRetentionPolicy"
+        ),
         11: "ordinals:apps.StatefulSetOrdinals",
     },
     "apps.StatefulSetUpdateStrategy": {
@@ -1294,7 +1297,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         11: "availableReplicas:i32!",
     },
     "apps.StatefulSetCondition": _CONDITION,
-    "apps.DaemonSet": _OBJ("apps.DaemonSetSpec", "apps.DaemonSetStatus"),
+    "apps.DaemonSet": _obj("apps.DaemonSetSpec", "apps.DaemonSetStatus"),
     "apps.DaemonSetSpec": {
         1: "selector:meta.LabelSelector",
         2: "template:core.PodTemplateSpec",
@@ -1323,7 +1326,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         3: "revision:i64!",
     },
     # --- batch/v1 ------------------------------------------------------
-    "batch.Job": _OBJ("batch.JobSpec", "batch.JobStatus"),
+    "batch.Job": _obj("batch.JobSpec", "batch.JobStatus"),
     "batch.JobSpec": {
         1: "parallelism:i32!",
         2: "completions:i32!",
@@ -1378,7 +1381,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         6: "message",
     },
     "batch.UncountedTerminatedPods": {1: "succeeded:[]str", 2: "failed:[]str"},
-    "batch.CronJob": _OBJ("batch.CronJobSpec", "batch.CronJobStatus"),
+    "batch.CronJob": _obj("batch.CronJobSpec", "batch.CronJobStatus"),
     "batch.CronJobSpec": {
         1: "schedule!",
         2: "startingDeadlineSeconds:i64!",
@@ -1415,7 +1418,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
     "rbac.Subject": {1: "kind!", 2: "apiGroup", 3: "name!", 4: "namespace"},
     "rbac.RoleRef": {1: "apiGroup!", 2: "kind!", 3: "name!"},
     # --- networking.k8s.io/v1 ------------------------------------------
-    "net.Ingress": _OBJ("net.IngressSpec", "net.IngressStatus"),
+    "net.Ingress": _obj("net.IngressSpec", "net.IngressStatus"),
     "net.IngressSpec": {
         1: "defaultBackend:net.IngressBackend",
         2: "tls:[]net.IngressTLS",
@@ -1479,11 +1482,11 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
     "net.IPAddress": {1: "metadata:meta.ObjectMeta", 2: "spec:net.IPAddressSpec"},
     "net.IPAddressSpec": {1: "parentRef:net.ParentReference"},
     "net.ParentReference": {1: "group", 2: "resource", 3: "namespace", 4: "name"},
-    "net.ServiceCIDR": _OBJ("net.ServiceCIDRSpec", "net.ServiceCIDRStatus"),
+    "net.ServiceCIDR": _obj("net.ServiceCIDRSpec", "net.ServiceCIDRStatus"),
     "net.ServiceCIDRSpec": {1: "cidrs:[]str"},
     "net.ServiceCIDRStatus": {1: "conditions:[]meta.Condition"},
     # --- policy/v1 -----------------------------------------------------
-    "policy.PodDisruptionBudget": _OBJ(
+    "policy.PodDisruptionBudget": _obj(
         "policy.PodDisruptionBudgetSpec", "policy.PodDisruptionBudgetStatus"
     ),
     "policy.PodDisruptionBudgetSpec": {
@@ -1511,7 +1514,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
         5: "preemptionPolicy!",
     },
     # --- authentication.k8s.io/v1 --------------------------------------
-    "authn.TokenRequest": _OBJ("authn.TokenRequestSpec", "authn.TokenRequestStatus"),
+    "authn.TokenRequest": _obj("authn.TokenRequestSpec", "authn.TokenRequestStatus"),
     "authn.TokenRequestSpec": {
         1: "audiences:[]str",
         3: "boundObjectRef:authn.BoundObjectReference",
@@ -1519,7 +1522,7 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
     },
     "authn.BoundObjectReference": {1: "kind", 2: "apiVersion", 3: "name", 4: "uid"},
     "authn.TokenRequestStatus": {1: "token!", 2: "expirationTimestamp:meta.Time"},
-    "authn.TokenReview": _OBJ("authn.TokenReviewSpec", "authn.TokenReviewStatus"),
+    "authn.TokenReview": _obj("authn.TokenReviewSpec", "authn.TokenReviewStatus"),
     "authn.TokenReviewSpec": {1: "token", 2: "audiences:[]str"},
     "authn.TokenReviewStatus": {
         1: "authenticated:bool",
@@ -1534,16 +1537,16 @@ MESSAGE_SPECS: Final[dict[str, dict[int, str]]] = {
     },
     "authn.SelfSubjectReviewStatus": {1: "userInfo:authn.UserInfo"},
     # --- authorization.k8s.io/v1 ---------------------------------------
-    "authz.SubjectAccessReview": _OBJ(
+    "authz.SubjectAccessReview": _obj(
         "authz.SubjectAccessReviewSpec", "authz.SubjectAccessReviewStatus"
     ),
-    "authz.LocalSubjectAccessReview": _OBJ(
+    "authz.LocalSubjectAccessReview": _obj(
         "authz.SubjectAccessReviewSpec", "authz.SubjectAccessReviewStatus"
     ),
-    "authz.SelfSubjectAccessReview": _OBJ(
+    "authz.SelfSubjectAccessReview": _obj(
         "authz.SelfSubjectAccessReviewSpec", "authz.SubjectAccessReviewStatus"
     ),
-    "authz.SelfSubjectRulesReview": _OBJ(
+    "authz.SelfSubjectRulesReview": _obj(
         "authz.SelfSubjectRulesReviewSpec", "authz.SubjectRulesReviewStatus"
     ),
     "authz.SubjectAccessReviewSpec": {

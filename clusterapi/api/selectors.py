@@ -130,6 +130,46 @@ def _label_key_error(key: str, path: str | None) -> str | None:
     return _invalid(path, go_quote(key), "; ".join(errs)) if errs else None
 
 
+def _operator_errors(operator: str, vals: tuple[str, ...], path: str | None) -> list[str]:
+    """The operator-specific checks of NewRequirement (value count, integer values)."""
+    values_path = _child(path, "values")
+
+    def invalid_values(detail: str) -> list[str]:
+        return [_invalid(values_path, _go_string_slice(vals), detail)]
+
+    if operator in (IN, NOT_IN):
+        if not vals:
+            return invalid_values("for 'in', 'notin' operators, values set can't be empty")
+        return []
+    if operator in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS):
+        if len(vals) != 1:
+            return invalid_values("exact-match compatibility requires one single value")
+        return []
+    if operator in (EXISTS, DOES_NOT_EXIST):
+        if vals:
+            return invalid_values("values set must be empty for exists and does not exist")
+        return []
+    if operator in (GREATER_THAN, LESS_THAN):
+        errors: list[str] = []
+        if len(vals) != 1:
+            errors += invalid_values("for 'Gt', 'Lt' operators, exactly one value is required")
+        errors += [
+            _invalid(
+                f"{values_path}[{i}]",
+                go_quote(value),
+                "for 'Gt', 'Lt' operators, the value must be an integer",
+            )
+            for i, value in enumerate(vals)
+            if _parse_int64(value) is None
+        ]
+        return errors
+    supported = ", ".join(go_quote(op) for op in _ALL_OPERATORS)
+    return [
+        f"{_child(path, 'operator')}: Unsupported value: {go_quote(operator)}: "
+        f"supported values: {supported}"
+    ]
+
+
 class Requirement(NamedTuple):
     """One term of a label selector: ``key``, an operator, and its values (may be empty).
 
@@ -145,65 +185,23 @@ class Requirement(NamedTuple):
     def create(
         cls, key: str, operator: str, values: Iterable[str] = (), path: str | None = None
     ) -> Requirement:
-        """NewRequirement: validate the key, the operator's arity and each value."""
+        """NewRequirement: validate the key, the operator's arity and each value.
+
+        All problems are collected and raised together, aggregated as upstream prints them.
+        """
         vals = tuple(values)
         errors: list[str] = []
         key_error = _label_key_error(key, _child(path, "key"))
         if key_error:
             errors.append(key_error)
+        errors.extend(_operator_errors(operator, vals, path))
         values_path = _child(path, "values")
-        shown = _go_string_slice(vals)
-        if operator in (IN, NOT_IN):
-            if not vals:
-                errors.append(
-                    _invalid(
-                        values_path, shown, "for 'in', 'notin' operators, values set can't be empty"
-                    )
-                )
-        elif operator in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS):
-            if len(vals) != 1:
-                errors.append(
-                    _invalid(
-                        values_path, shown, "exact-match compatibility requires one single value"
-                    )
-                )
-        elif operator in (EXISTS, DOES_NOT_EXIST):
-            if vals:
-                errors.append(
-                    _invalid(
-                        values_path, shown, "values set must be empty for exists and does not exist"
-                    )
-                )
-        elif operator in (GREATER_THAN, LESS_THAN):
-            if len(vals) != 1:
-                errors.append(
-                    _invalid(
-                        values_path,
-                        shown,
-                        "for 'Gt', 'Lt' operators, exactly one value is required",
-                    )
-                )
-            for i, value in enumerate(vals):
-                if _parse_int64(value) is None:
-                    errors.append(
-                        _invalid(
-                            f"{values_path}[{i}]",
-                            go_quote(value),
-                            "for 'Gt', 'Lt' operators, the value must be an integer",
-                        )
-                    )
-        else:
-            supported = ", ".join(go_quote(op) for op in _ALL_OPERATORS)
-            errors.append(
-                f"{_child(path, 'operator')}: Unsupported value: {go_quote(operator)}: "
-                f"supported values: {supported}"
-            )
         for i, value in enumerate(vals):
             value_errors = is_valid_label_value(value)
             if value_errors:
-                errors.append(
-                    _invalid(f"{values_path}[{i}][{key}]", go_quote(value), "; ".join(value_errors))
-                )
+                shown = go_quote(value)
+                detail = "; ".join(value_errors)
+                errors.append(_invalid(f"{values_path}[{i}][{key}]", shown, detail))
         if errors:
             raise SelectorError(_aggregate(errors))
         return cls(key, operator, vals)
@@ -353,7 +351,8 @@ class LabelSelector:
 
 
 class _Tok(enum.Enum):
-    ERROR = enum.auto()
+    # Upstream's ErrorToken is omitted: every symbol character is itself a symbol, so the
+    # lexer cannot fail.
     END = enum.auto()
     CLOSED_PAR = enum.auto()
     COMMA = enum.auto()

@@ -31,7 +31,9 @@ urlpatterns = [
     re_path(r"^apis/?$", authenticated(discovery.api_groups)),
     re_path(r"^api/v1/?$", authenticated(discovery.resource_list)),
     re_path(r"^apis/(?P<group>[^/]+)/?$", authenticated(discovery.api_group)),
-    re_path(r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/?$", authenticated(discovery.resource_list)),
+    re_path(
+        r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/?$", authenticated(discovery.resource_list)
+    ),
     re_path(r"^openapi/v3/?$", authenticated(openapi.root)),
     re_path(r"^openapi/v3/(?P<path>.+)$", authenticated(openapi.group_version)),
     re_path(r"^openapi/v2/?$", authenticated(openapi.not_served)),

@@ -70,13 +70,13 @@ def _run_sync(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> Htt
         # Never an HTML error page: clients parse every answer as a Status.
         logger.exception("internal error serving %s %s", request.method, request.path)
         return error_response(
-            ApiError(500, "InternalError", f"Internal error occurred: {exc.__class__.__name__}: {exc}")
+            ApiError(
+                500, "InternalError", f"Internal error occurred: {exc.__class__.__name__}: {exc}"
+            )
         )
 
 
-async def in_thread(
-    request: HttpRequest, work: Callable[[], HttpResponseBase]
-) -> HttpResponseBase:
+async def in_thread(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
     """Run blocking work off the event loop, on the shared pool rather than Django's one
     thread for sync views, so requests proceed in parallel."""
     run: Callable[..., Awaitable[HttpResponseBase]] = sync_to_async(
@@ -170,9 +170,9 @@ def list_(request: HttpRequest, target: Target) -> HttpResponse:
         body = table.build(kind, result.objects(), request, meta["resourceVersion"])
         body["metadata"] = meta
         return json_response(body)
-    head = orjson.dumps(
-        {"kind": kind.list_kind, "apiVersion": kind.api_version, "metadata": meta}
-    )[:-1]
+    head = orjson.dumps({"kind": kind.list_kind, "apiVersion": kind.api_version, "metadata": meta})[
+        :-1
+    ]
     payload = head + b',"items":[' + ",".join(result.raw).encode() + b"]}"
     return HttpResponse(payload, content_type="application/json")
 
@@ -531,7 +531,7 @@ def _bind(request: HttpRequest, target: Target) -> HttpResponse:
         current = spec.get("nodeName")
         if current:
             raise errors.conflict(
-                kind, target.name, f"pod {target.name} is already assigned to node \"{current}\""
+                kind, target.name, f'pod {target.name} is already assigned to node "{current}"'
             )
         if pod["metadata"].get("deletionTimestamp"):
             raise errors.conflict(kind, target.name, "pod is being deleted, cannot be assigned")
