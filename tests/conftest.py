@@ -29,7 +29,7 @@ def kubectl(live_server_berth: LiveServer, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="module")
 def k8s_client(live_server_berth: LiveServer) -> Iterator[object]:
     """An ApiClient of the official ``kubernetes`` package, as the bootstrap admin."""
-    from kubernetes import client, config
+    from kubernetes import config
 
     api_client = config.new_client_from_config(config_file=str(live_server_berth.admin_kubeconfig))
     try:

@@ -161,7 +161,11 @@ class Kubectl:
     cache_dir: Path
 
     def run(
-        self, *args: str, input: str | None = None, check: bool = True, env: dict[str, str] | None = None,
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **(env or {})}

@@ -66,7 +66,10 @@ def _error_causes(error: jsonschema.ValidationError) -> list[Cause]:
     if error.validator == "type":
         wanted = error.validator_value
         wanted = [w for w in wanted if w != "null"] if isinstance(wanted, list) else [wanted]
-        detail = f'Invalid value: "{_type_name(value)}": {field or "body"} in body must be of type {" or ".join(wanted)}: "{_short(value)}"'
+        detail = (
+            f'Invalid value: "{_type_name(value)}": {field or "body"} in body must be of type '
+            f'{" or ".join(wanted)}: "{_short(value)}"'
+        )
         return [Cause("FieldValueTypeInvalid", detail, field)]
     if error.validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)

@@ -47,9 +47,7 @@ def _convert(node: Any) -> Any:
             continue
         if key == "type" and isinstance(value, list):
             kinds = [t for t in value if t != "null"]
-            if len(kinds) == 1:
-                out["type"] = kinds[0]
-            elif kinds:
+            if len(kinds) == 1 or kinds:
                 out["type"] = kinds[0]
             continue
         out[key] = _convert(value)

@@ -386,9 +386,11 @@ _WHITESPACE: Final = frozenset(" \t\r\n")
 # Upstream's reader returns byte 0 both at the end of input and for a literal NUL, so a NUL
 # ends the selector where a token would start and is swallowed after a token.
 _NUL: Final = "\0"
+_IDENTIFIER_STOP: Final = _SPECIAL | _WHITESPACE | {_NUL}
 
 
 def _lex(text: str) -> list[tuple[_Tok, str]]:
+    """Split ``text`` into (token, literal) pairs, ending with ``_Tok.END``."""
     items: list[tuple[_Tok, str]] = []
     pos, end = 0, len(text)
     while True:
@@ -404,9 +406,7 @@ def _lex(text: str) -> list[tuple[_Tok, str]]:
             while pos < end and text[pos] in _SPECIAL and text[start : pos + 1] in _SYMBOLS:
                 pos += 1
         else:
-            while pos < end and text[pos] not in _SPECIAL and text[pos] not in _WHITESPACE:
-                if text[pos] == _NUL:
-                    break
+            while pos < end and text[pos] not in _IDENTIFIER_STOP:
                 pos += 1
         literal = text[start:pos]
         if pos < end and text[pos] == _NUL:

@@ -116,10 +116,10 @@ async def watch(request: HttpRequest, target: Target) -> HttpResponse | Streamin
         try:
             for line in initial:
                 yield line
-            for event in history:
-                line = _event_line(event, target, match, request, as_table, seen)
-                if line:
-                    yield line
+            for past in history:
+                replayed = _event_line(past, target, match, request, as_table, seen)
+                if replayed:
+                    yield replayed
             next_bookmark = time.monotonic() + BOOKMARK_SECONDS
             while True:
                 now = time.monotonic()
@@ -129,7 +129,9 @@ async def watch(request: HttpRequest, target: Target) -> HttpResponse | Streamin
                 if bookmarks:
                     wait = min(wait, max(next_bookmark - now, 0.0))
                 try:
-                    event = await asyncio.wait_for(sub.queue.get(), timeout=wait)
+                    event: feed.Event | None = await asyncio.wait_for(
+                        _next(sub.queue), timeout=wait
+                    )
                 except TimeoutError:
                     if bookmarks and time.monotonic() >= next_bookmark:
                         next_bookmark = time.monotonic() + BOOKMARK_SECONDS
@@ -138,15 +140,19 @@ async def watch(request: HttpRequest, target: Target) -> HttpResponse | Streamin
                 if event is None:
                     return
                 last_rv = event.revision
-                line = _event_line(event, target, match, request, as_table, seen)
-                if line:
-                    yield line
+                live = _event_line(event, target, match, request, as_table, seen)
+                if live:
+                    yield live
         finally:
             sub.close()
 
     response = StreamingHttpResponse(stream(), content_type="application/json")
     response["Cache-Control"] = "no-cache, private"
     return response
+
+
+async def _next(queue: asyncio.Queue[feed.Event | None]) -> feed.Event | None:
+    return await queue.get()
 
 
 def _line(kind_: str, obj: Obj, target: Target, request: HttpRequest, as_table: bool) -> bytes:

@@ -128,7 +128,9 @@ class ChangeFeed:
                 wanted = [
                     e
                     for e in events
-                    if e.resource == sub.resource and e.group == sub.group and e.revision > sub.start
+                    if e.resource == sub.resource
+                    and e.group == sub.group
+                    and e.revision > sub.start
                 ]
                 for event in wanted:
                     sub.loop.call_soon_threadsafe(sub.queue.put_nowait, event)

@@ -19,8 +19,8 @@ and after commit wakes the watch feed (and, later, the controllers). Conflicting
 from clusterapi.store.errors import ApiError
 from clusterapi.store.objects import (
     ListResult,
-    compact,
     WriteResult,
+    compact,
     create,
     current_revision,
     delete,
@@ -35,8 +35,8 @@ from clusterapi.store.objects import (
 __all__ = [
     "ApiError",
     "ListResult",
-    "compact",
     "WriteResult",
+    "compact",
     "create",
     "current_revision",
     "delete",

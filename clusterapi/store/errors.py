@@ -109,10 +109,7 @@ def invalid(kind: Kind, name: str, causes: list[Cause]) -> ApiError:
     """422 Invalid, with the message kubectl prints: ``The Deployment "x" is invalid: ...``."""
     qualified = f"{kind.kind}.{kind.group}" if kind.group else kind.kind
     parts = [f"{c.field}: {c.message}" if c.field else c.message for c in causes]
-    if len(parts) == 1:
-        summary = parts[0]
-    else:
-        summary = "[" + ", ".join(parts) + "]"
+    summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     return ApiError(
         422,
         "Invalid",

@@ -59,7 +59,7 @@ def encode(obj: Obj) -> str:
         ordered_meta = {k: metadata[k] for k in _METADATA_ORDER if k in metadata}
         ordered_meta.update(metadata)
         obj["metadata"] = ordered_meta
-    ordered = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+    ordered: Obj = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
     ordered.update(obj)
     return orjson.dumps(ordered).decode()
 
@@ -420,7 +420,7 @@ def _prepare_update(kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
     name = old_meta["name"]
     if new_meta.get("name") not in (None, "", name):
         raise errors.bad_request(
-            f'the name of the object ({new_meta.get("name")}) does not match the name on the '
+            f"the name of the object ({new_meta.get('name')}) does not match the name on the "
             f"URL ({name})"
         )
     _fix_namespace(kind, new_meta, old_meta.get("namespace", ""))
@@ -458,9 +458,7 @@ def _manage_fields(kind: Kind, old: Obj | None, new: Obj, manager: str) -> None:
         from clusterapi.store.apply import record_update
     except ImportError:  # pragma: no cover - while apply support is being written
         return
-    result = record_update(
-        old, new, manager or "unknown", api_version=kind.api_version, now=now()
-    )
+    result = record_update(old, new, manager or "unknown", api_version=kind.api_version, now=now())
     new["metadata"] = result["metadata"]
 
 
@@ -594,7 +592,9 @@ def guaranteed_update(
         new = mutate(copy.deepcopy(old))
         requested_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
         precondition = (
-            requested_rv if requested_rv and requested_rv != old["metadata"]["resourceVersion"] else None
+            requested_rv
+            if requested_rv and requested_rv != old["metadata"]["resourceVersion"]
+            else None
         )
         try:
             return _write_update(
@@ -609,7 +609,11 @@ def guaranteed_update(
                 precondition_rv=precondition,
             )
         except ApiError as exc:
-            if exc.reason != "Conflict" or precondition is not None or "Precondition" in exc.message:
+            if (
+                exc.reason != "Conflict"
+                or precondition is not None
+                or "Precondition" in exc.message
+            ):
                 raise
     raise errors.conflict(kind, name)
 

@@ -19,7 +19,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--group", action="append", default=[], help="group of the user (repeatable)"
         )
-        parser.add_argument("--server", default=None, help="API server URL (default: this instance's)")
+        parser.add_argument(
+            "--server", default=None, help="API server URL (default: this instance's)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user: str = options["user"]

@@ -32,9 +32,14 @@ def _graceful(obj: Obj, grace: int | None) -> bool:
     spec = obj.get("spec") or {}
     if grace is None:
         grace = int(spec.get("terminationGracePeriodSeconds", 30))
-    if not spec.get("nodeName") or grace <= 0 or (obj.get("status") or {}).get("phase") in (
-        "Succeeded",
-        "Failed",
+    if (
+        not spec.get("nodeName")
+        or grace <= 0
+        or (obj.get("status") or {}).get("phase")
+        in (
+            "Succeeded",
+            "Failed",
+        )
     ):
         return False
     obj["metadata"]["deletionGracePeriodSeconds"] = grace
