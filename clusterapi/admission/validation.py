@@ -14,7 +14,7 @@ import referencing.jsonschema
 from clusterapi.admission import names
 from clusterapi.resources import schemas
 from clusterapi.resources.registry import Kind
-from clusterapi.store.errors import Cause, bad_request, invalid
+from clusterapi.core.errors import Cause, bad_request, invalid
 
 Obj = dict[str, Any]
 _DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
@@ -218,7 +218,7 @@ def _metadata_causes(kind: Kind, metadata: Obj) -> list[Cause]:
             )
         )
     else:
-        for detail in names.validate_object_name(str(name), kind.name_rule):
+        for detail in names.validate_object_name(str(name), kind.naming):
             causes.append(
                 Cause("FieldValueInvalid", f'Invalid value: "{name}": {detail}', "metadata.name")
             )

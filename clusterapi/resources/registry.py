@@ -96,8 +96,16 @@ class Kind:
     keep_status_on_create: bool = False
     # The singular resource name, when it is not the lower-cased kind.
     singular: str = ""
-    # How metadata.name is validated: "subdomain", "label", "dns1035" or "path-segment".
-    name_rule: str = "subdomain"
+    # How metadata.name is validated ("subdomain", "label", "dns1035", "path-segment", ...);
+    # empty means upstream's rule for this kind (clusterapi.admission.names.NAME_RULES).
+    name_rule: str = ""
+
+    @property
+    def naming(self) -> str:
+        """The name validation rule in force for this kind."""
+        from clusterapi.admission.names import name_rule_for
+
+        return self.name_rule or name_rule_for(self.kind, self.group)
 
     @property
     def api_version(self) -> str:

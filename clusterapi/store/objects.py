@@ -459,7 +459,13 @@ def _manage_fields(kind: Kind, old: Obj | None, new: Obj, manager: str) -> None:
     except ImportError:  # pragma: no cover - while apply support is being written
         return
     result = record_update(old, new, manager or "unknown", api_version=kind.api_version, now=now())
-    new["metadata"] = result["metadata"]
+    # Only managedFields is taken over, into the same metadata dict: callers keep a reference
+    # to it and stamp resourceVersion into it afterwards.
+    managed = (result.get("metadata") or {}).get("managedFields")
+    if managed:
+        new["metadata"]["managedFields"] = managed
+    else:
+        new["metadata"].pop("managedFields", None)
 
 
 def _write_update(

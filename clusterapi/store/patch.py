@@ -370,7 +370,8 @@ def json_patch(obj: dict[str, Any], ops: list[Any]) -> dict[str, Any]:
         if not isinstance(op, dict):
             raise PatchError(
                 400,
-                f"json: cannot unmarshal {_json_type(op)} into Go value of type jsonpatch.Operation",
+                f"json: cannot unmarshal {_json_type(op)} into Go value of type "
+                "jsonpatch.Operation",
             )
         try:
             doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
@@ -466,7 +467,9 @@ def strategic_merge_patch(
     with the directives still honoured and removed.
     """
     if not isinstance(patch, dict):
-        raise PatchError(400, "json: cannot unmarshal into Go value of type map[string]interface {}")
+        raise PatchError(
+            400, "json: cannot unmarshal into Go value of type map[string]interface {}"
+        )
     return _smp_map(clone(obj), patch, root_node(definition))
 
 
@@ -482,7 +485,9 @@ def _smp_value(current: Any, value: Any, node: SchemaNode | None) -> Any:
     return value
 
 
-def _smp_map(orig: dict[str, Any], patch: dict[str, Any], node: SchemaNode | None) -> dict[str, Any]:
+def _smp_map(
+    orig: dict[str, Any], patch: dict[str, Any], node: SchemaNode | None
+) -> dict[str, Any]:
     """Merge map ``patch`` into ``orig`` (owned by the caller, mutated and returned)."""
     directive = patch.get(PATCH_DIRECTIVE, _MISSING)
     if directive is not _MISSING:

@@ -11,5 +11,4 @@ KIND = Kind(
     plural="clusterroles",
     namespaced=False,
     has_status=False,
-    name_rule="path-segment",
 )

@@ -34,7 +34,6 @@ KIND = Kind(
     short_names=("ns",),
     subresources=("status", "finalize"),
     delete_returns_object=True,
-    name_rule="label",
     field_selectors={"status.phase": lambda o: str(o.get("status", {}).get("phase", ""))},
     defaults=_defaults,
     graceful=_graceful,

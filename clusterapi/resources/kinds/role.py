@@ -10,5 +10,4 @@ KIND = Kind(
     kind="Role",
     plural="roles",
     has_status=False,
-    name_rule="path-segment",
 )

@@ -10,5 +10,4 @@ KIND = Kind(
     kind="RoleBinding",
     plural="rolebindings",
     has_status=False,
-    name_rule="path-segment",
 )

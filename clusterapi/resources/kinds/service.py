@@ -33,7 +33,6 @@ KIND = Kind(
     categories=("all",),
     subresources=("status",),
     delete_returns_object=True,
-    name_rule="dns1035",
     field_selectors={
         "spec.clusterIP": lambda o: str(o.get("spec", {}).get("clusterIP", "")),
         "spec.type": lambda o: str(o.get("spec", {}).get("type", "")),
