@@ -12,9 +12,9 @@ import referencing
 import referencing.jsonschema
 
 from clusterapi.admission import names
+from clusterapi.core.errors import Cause, bad_request, invalid
 from clusterapi.resources import schemas
 from clusterapi.resources.registry import Kind
-from clusterapi.core.errors import Cause, bad_request, invalid
 
 Obj = dict[str, Any]
 _DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
