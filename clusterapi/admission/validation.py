@@ -224,10 +224,10 @@ def _metadata_causes(kind: Kind, metadata: Obj) -> list[Cause]:
             )
     labels = metadata.get("labels")
     if isinstance(labels, dict):
-        for field, value, detail in names.validate_labels(labels):
-            causes.append(Cause("FieldValueInvalid", f'Invalid value: "{value}": {detail}', field))
+        for error in names.validate_labels(labels):
+            causes.append(Cause(error.type, error.message, error.field))
     annotations = metadata.get("annotations")
     if isinstance(annotations, dict):
-        for field, value, detail in names.validate_annotations(annotations):
-            causes.append(Cause("FieldValueInvalid", f'Invalid value: "{value}": {detail}', field))
+        for error in names.validate_annotations(annotations):
+            causes.append(Cause(error.type, error.message, error.field))
     return causes

@@ -40,3 +40,4 @@ urlpatterns = [
     re_path(r"^api/v1/(?P<rest>.+)$", views.core_resources),
     re_path(r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?P<rest>.+)$", views.group_resources),
 ]
+urlpatterns += __import__("clusterapi.api.bench").api.bench.routes(__import__("os").environ)
