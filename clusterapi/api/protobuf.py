@@ -62,6 +62,11 @@ _WIRE_NAMES: Final = {
     _FIXED32: "32-bit",
 }
 
+# Types whose zero value Go's JSON encoder drops under ``omitempty``.  The special
+# value types (Quantity, IntOrString, Duration) are structs in Go, which
+# ``omitempty`` never drops, so a zero of theirs that is on the wire stays.
+_OMITTABLE: Final = frozenset({"str", "bytes", "bool", "i32", "i64", "f64"})
+
 # Scalar types whose repeated form may arrive packed in one length-delimited field.
 _PACKABLE: Final = frozenset({"bool", "i32", "i64", "f64"})
 
@@ -272,7 +277,9 @@ class _Decoder:
         if field.json == "":
             # A struct Go embeds inline: its keys belong to the parent object.
             out.update(value)
-        elif value is _OMIT or (not field.keep_zero and _is_zero(value)):
+        elif value is _OMIT or (
+            not field.keep_zero and field.type in _OMITTABLE and _is_zero(value)
+        ):
             # Proto semantics are "last one wins", so a later zero clears an earlier value.
             out.pop(field.json, None)
         elif isinstance(value, dict) and isinstance(out.get(field.json), dict):
@@ -462,7 +469,6 @@ def _wire_of(type_: str) -> int:
 
 
 def _is_zero(value: Any) -> bool:
-    # Messages (dicts) are never "zero": an empty struct on the wire is kept.
     return value is False or value == "" or (type(value) in (int, float) and value == 0)
 
 

@@ -235,6 +235,11 @@ def _patch_error(exc: Any, kind: Kind, obj: Obj) -> ApiError:
     reason = {400: "BadRequest", 415: "UnsupportedMediaType", 409: "Conflict"}.get(
         exc.code, "Invalid"
     )
+    if exc.code == 422:
+        # Upstream answers a patch that cannot be applied (a failed JSON-patch "test", a
+        # missing path) with a generic 422 naming no object: kubectl then prints "The request
+        # is invalid: <message>" rather than a bare 'The Deployment "x" is invalid'.
+        return ApiError(exc.code, reason, exc.message)
     name = str((obj.get("metadata") or {}).get("name", ""))
     return ApiError(exc.code, reason, exc.message, name=name, group=kind.group, kind=kind.kind)
 

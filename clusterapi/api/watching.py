@@ -98,13 +98,16 @@ async def watch(request: HttpRequest, target: Target) -> HttpResponse | Streamin
                 initial.append(_line("ADDED", obj, target, request, as_table))
             last_rv = max(listed.resource_version, sub.start)
         else:
+            history = await to_thread(_history, thread_sensitive=False)(target, start_rv, sub.start)
+            # Checked after reading the history, so a compaction racing with that read cannot
+            # leave a silent gap: the rows read are complete iff start_rv is still retained.
             compacted = await to_thread(store.objects.compacted_revision, thread_sensitive=False)()
             if start_rv < compacted - 1:
                 sub.close()
-                gone = errors.gone(f"too old resource version: {start_rv} ({compacted})")
+                # Upstream names the newest revision that is gone (oldest retained - 1).
+                gone = errors.gone(f"too old resource version: {start_rv} ({compacted - 1})")
                 body = orjson.dumps({"type": "ERROR", "object": status_body(gone)}) + b"\n"
                 return StreamingHttpResponse(iter([body]), content_type="application/json")
-            history = await to_thread(_history, thread_sensitive=False)(target, start_rv, sub.start)
             last_rv = max(start_rv, sub.start)
     except BaseException:
         sub.close()

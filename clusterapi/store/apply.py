@@ -543,7 +543,10 @@ def server_side_apply(
     root = root_node(definition)
     config = _prepare_config(applied, ignore_status)
     current = _without_managed_fields(live) if live else {}
-    managers = _read_managers((live or {}).get("metadata", {}).get("managedFields"))
+    live_meta = (live or {}).get("metadata")
+    managers = _read_managers(
+        live_meta.get("managedFields") if isinstance(live_meta, dict) else None
+    )
 
     merged = _apply_merge(current, config, root)
     assert isinstance(merged, dict)

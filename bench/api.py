@@ -1,0 +1,955 @@
+"""The API benchmark: one live Berth server, every figure measured against its reference.
+
+    python bench/api.py [--database sqlite|postgres] [--output text|json] [--profile DIR]
+
+Starts ONE ``manage.py up`` (``tests/live.py``: its own data directory, a free loopback
+port, a fresh database on PostgreSQL) with ``BERTH_BENCH=1``, which routes the reference view
+``/_bench/empty`` (plain synchronous Django returning ``JsonResponse({})``), then measures in
+this order, all on that server:
+
+1. the empty view: the maximum request rate (closed loop, ``--clients`` keep-alive HTTPS
+   connections) and its latency at ``--rate`` requests per second (open loop);
+2. pod creates per second (closed loop, same clients), for ``--duration`` seconds;
+3. the creation of ``--pods`` pods in one namespace through the API in parallel (timed);
+4. single-pod GETs: the maximum rate (closed loop) and p50/p99 at ``--rate`` (open loop);
+5. one LIST of those pods, as JSON and as a Table (wall time of one request, best and median
+   of ``--list-repeats``);
+6. watch latency: a watch stream open from a known resourceVersion while a writer patches pods
+   at ``--watch-rate``; latency = arrival of the event line minus the instant just before the
+   write request was sent; the write's own round trip is reported beside it;
+7. the database's raw single-row commit rate: INSERT + COMMIT in a loop, from a separate
+   connection, on a scratch table in the same database (SQLite file with the server's pragmas,
+   or the same PostgreSQL database).
+
+Each phase also records the CPU used by the client (this process), by the server process and
+by the whole machine, so a reader can check the client was not the bottleneck. With
+``--profile DIR`` py-spy samples the server during the main phases and a summary of the hot
+functions is written to DIR (figures from a profiled run are lower: py-spy takes CPU too).
+
+Every loop is bounded in count and time; the script stops the server and exits by itself.
+Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import datetime as dt
+import http.client
+import itertools
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.live import LiveServer  # noqa: E402 - needs ROOT on sys.path
+
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
+PHASE_CAP_SECONDS = 900.0  # no phase runs longer than this, whatever the figures
+GOALS = {
+    "creates_vs_empty": 0.40,
+    "gets_vs_empty": 0.70,
+    "list_seconds": 1.0,
+    "watch_p99_ms": 100.0,
+}
+
+
+# --- measuring CPU ----------------------------------------------------------------------------
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process, from /proc."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text.rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent not idle, summed over cores."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuUse:
+    """CPU used during a phase, in cores (1.0 = one core busy for the whole phase)."""
+
+    client: float = 0.0
+    server: float = 0.0
+    machine: float = 0.0
+
+
+class CpuMeter:
+    """Brackets a phase: CPU of this process, of the server process and of the machine."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[CpuUse]:
+        use = CpuUse()
+        wall0 = time.perf_counter()
+        client0 = time.process_time()
+        server0 = _proc_cpu_seconds(self.server_pid)
+        machine0 = _machine_busy_seconds()
+        try:
+            yield use
+        finally:
+            wall = max(time.perf_counter() - wall0, 1e-9)
+            use.client = (time.process_time() - client0) / wall
+            use.server = (_proc_cpu_seconds(self.server_pid) - server0) / wall
+            use.machine = (_machine_busy_seconds() - machine0) / wall
+
+
+# --- the HTTP client --------------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive HTTPS/1.1 connection (http.client), reopened if the server closes it."""
+
+    def __init__(self, port: int, context: ssl.SSLContext, token: str) -> None:
+        self.port = port
+        self.context = context
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self.conn = self._connect()
+
+    def _connect(self) -> http.client.HTTPSConnection:
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.context, timeout=120
+        )
+        conn.connect()
+        return conn
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        merged = {**self.headers, **(headers or {})}
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=body, headers=merged)
+                response = self.conn.getresponse()
+                data = response.read()
+                if response.will_close:
+                    self.conn.close()
+                    self.conn = self._connect()
+                return response.status, data
+            except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine):
+                self.conn.close()
+                self.conn = self._connect()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+Request = Callable[[Client, int], tuple[int, bytes]]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of ``values`` (0 when empty)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(pct / 100.0 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class LoadResult:
+    """What one load phase did."""
+
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    rate: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    late: int = 0
+    cpu: CpuUse = field(default_factory=CpuUse)
+    first_error: str = ""
+
+
+class Bench:
+    """The clients and the phases, bound to one live server."""
+
+    def __init__(self, server: LiveServer, clients: int, profile_dir: Path | None) -> None:
+        self.server = server
+        self.clients = clients
+        assert server.process is not None
+        self.pid = server.process.pid
+        self.meter = CpuMeter(self.pid)
+        self.token = server.admin_token()
+        self.context = ssl.create_default_context(cafile=str(server.ca_file))
+        self.profile_dir = profile_dir
+        self._spy: subprocess.Popen[bytes] | None = None
+
+    def client(self) -> Client:
+        return Client(self.server.port, self.context, self.token)
+
+    # --- profiling ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def profiled(self, phase: str) -> Iterator[None]:
+        """Sample the server with py-spy during the block, when --profile is on."""
+        if self.profile_dir is None:
+            yield
+            return
+        spy = shutil.which("py-spy") or "py-spy"
+        out = self.profile_dir / f"{phase}.txt"
+        process = subprocess.Popen(
+            [spy, "record", "--pid", str(self.pid), "--rate", "200", "--format", "raw",
+             "--nonblocking", "--output", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)  # let py-spy attach before the load starts
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    # --- load loops ---------------------------------------------------------------------------
+
+    def closed_loop(
+        self, request: Request, *, count: int | None = None, seconds: float | None = None
+    ) -> LoadResult:
+        """``self.clients`` threads each send back-to-back requests until the count or the
+        time runs out (and never past PHASE_CAP_SECONDS)."""
+        budget = min(seconds or PHASE_CAP_SECONDS, PHASE_CAP_SECONDS)
+        limit = count if count is not None else sys.maxsize
+        counter = itertools.count()
+        latencies: list[float] = []
+        errors: list[str] = []
+        clients = [self.client() for _ in range(self.clients)]
+        result = LoadResult()
+
+        with self.meter.measure() as cpu:
+            start = time.perf_counter()
+            deadline = start + budget
+
+            def worker(client: Client) -> None:
+                mine: list[float] = []
+                while True:
+                    i = next(counter)
+                    if i >= limit or time.perf_counter() >= deadline:
+                        break
+                    t0 = time.perf_counter()
+                    try:
+                        status, body = request(client, i)
+                    except Exception as exc:  # count it, keep going
+                        errors.append(repr(exc))
+                        continue
+                    mine.append(time.perf_counter() - t0)
+                    if status >= 300:
+                        errors.append(f"{status} {body[:200]!r}")
+                latencies.extend(mine)
+
+            threads = [threading.Thread(target=worker, args=(c,)) for c in clients]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.perf_counter() - start
+        for c in clients:
+            c.close()
+        result.requests = len(latencies)
+        result.errors = len(errors)
+        result.first_error = errors[0] if errors else ""
+        result.seconds = elapsed
+        result.rate = (len(latencies) - len(errors)) / elapsed if elapsed else 0.0
+        result.p50_ms = percentile(latencies, 50) * 1000
+        result.p99_ms = percentile(latencies, 99) * 1000
+        result.max_ms = max(latencies, default=0.0) * 1000
+        result.cpu = cpu
+        return result
+
+    def open_loop(self, request: Request, *, rate: float, seconds: float) -> LoadResult:
+        """Requests scheduled at a fixed rate, whatever the answers' pace; latency counts from
+        the scheduled instant (a late send adds its delay), so queueing is not hidden."""
+        total = int(rate * seconds)
+        counter = itertools.count()
+        latencies: list[float] = []
+        errors: list[str] = []
+        late = [0]
+        clients = [self.client() for _ in range(self.clients)]
+        result = LoadResult()
+        with self.meter.measure() as cpu:
+            start = time.perf_counter() + 0.05
+
+            def worker(client: Client) -> None:
+                mine: list[float] = []
+                while True:
+                    i = next(counter)
+                    if i >= total:
+                        break
+                    due = start + i / rate
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    elif delay < -0.001:
+                        late[0] += 1
+                    try:
+                        status, body = request(client, i)
+                    except Exception as exc:  # count it, keep going
+                        errors.append(repr(exc))
+                        continue
+                    mine.append(time.perf_counter() - due)
+                    if status >= 300:
+                        errors.append(f"{status} {body[:200]!r}")
+                latencies.extend(mine)
+
+            threads = [threading.Thread(target=worker, args=(c,)) for c in clients]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.perf_counter() - start
+        for c in clients:
+            c.close()
+        result.requests = len(latencies)
+        result.errors = len(errors)
+        result.first_error = errors[0] if errors else ""
+        result.seconds = elapsed
+        result.rate = len(latencies) / elapsed if elapsed else 0.0
+        result.p50_ms = percentile(latencies, 50) * 1000
+        result.p99_ms = percentile(latencies, 99) * 1000
+        result.max_ms = max(latencies, default=0.0) * 1000
+        result.late = late[0]
+        result.cpu = cpu
+        return result
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def pod_body(name: str) -> bytes:
+    """A small pod, as a client would send it."""
+    return orjson.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "bench", "tier": "web"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "web",
+                        "image": "nginx:1.27",
+                        "ports": [{"containerPort": 80}],
+                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    }
+                ]
+            },
+        }
+    )
+
+
+JSON_BODY = {"Content-Type": "application/json"}
+
+
+def create_pod(namespace: str, prefix: str) -> Request:
+    def send(client: Client, i: int) -> tuple[int, bytes]:
+        return client.request(
+            "POST", f"/api/v1/namespaces/{namespace}/pods", pod_body(f"{prefix}{i:05d}"), JSON_BODY
+        )
+
+    return send
+
+
+def get_pod(namespace: str, prefix: str, pods: int) -> Request:
+    def send(client: Client, i: int) -> tuple[int, bytes]:
+        return client.request("GET", f"/api/v1/namespaces/{namespace}/pods/{prefix}{i % pods:05d}")
+
+    return send
+
+
+def get_empty(client: Client, i: int) -> tuple[int, bytes]:
+    return client.request("GET", "/_bench/empty")
+
+
+def create_namespace(client: Client, name: str) -> None:
+    body = orjson.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    status, data = client.request("POST", "/api/v1/namespaces", body, JSON_BODY)
+    if status != 201:
+        raise RuntimeError(f"creating namespace {name}: {status} {data[:300]!r}")
+
+
+# --- LIST -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ListResult:
+    """Wall times of single LIST requests, and what they returned."""
+
+    best_s: float = 0.0
+    median_s: float = 0.0
+    times_s: list[float] = field(default_factory=list)
+    items: int = 0
+    bytes: int = 0
+    cpu: CpuUse = field(default_factory=CpuUse)
+
+
+def measure_list(bench: Bench, namespace: str, accept: str, repeats: int) -> ListResult:
+    client = bench.client()
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    result = ListResult()
+    with bench.meter.measure() as cpu:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            status, body = client.request("GET", path, headers={"Accept": accept})
+            result.times_s.append(time.perf_counter() - start)
+            if status != 200:
+                raise RuntimeError(f"LIST {accept}: {status} {body[:300]!r}")
+            result.bytes = len(body)
+    parsed = orjson.loads(body)
+    result.items = len(parsed.get("items") or parsed.get("rows") or [])
+    client.close()
+    result.best_s = min(result.times_s)
+    result.median_s = percentile(result.times_s, 50)
+    result.cpu = cpu
+    return result
+
+
+# --- watch ------------------------------------------------------------------------------------
+
+
+@dataclass
+class WatchResult:
+    """Commit-to-client latency of watch events, and the writes' own round trips."""
+
+    writes: int = 0
+    events: int = 0
+    missing: int = 0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    write_p50_ms: float = 0.0
+    write_p99_ms: float = 0.0
+    cpu: CpuUse = field(default_factory=CpuUse)
+
+
+def measure_watch(
+    bench: Bench, namespace: str, objects: int, rate: float, seconds: float
+) -> WatchResult:
+    setup = bench.client()
+    create_namespace(setup, namespace)
+    for i in range(objects):
+        status, data = create_pod(namespace, "w-")(setup, i)
+        if status != 201:
+            raise RuntimeError(f"creating watch pod: {status} {data[:300]!r}")
+    status, data = setup.request("GET", f"/api/v1/namespaces/{namespace}/pods")
+    rv = orjson.loads(data)["metadata"]["resourceVersion"]
+
+    sent: dict[int, float] = {}
+    arrived: dict[int, float] = {}
+    round_trips: list[float] = []
+    stop = threading.Event()
+
+    watcher = bench.client()
+    watcher.conn.request(
+        "GET",
+        f"/api/v1/namespaces/{namespace}/pods?watch=true&resourceVersion={rv}",
+        headers=watcher.headers,
+    )
+    stream = watcher.conn.getresponse()
+    if stream.status != 200:
+        raise RuntimeError(f"watch: {stream.status} {stream.read()[:300]!r}")
+
+    def read_events() -> None:
+        while not stop.is_set():
+            try:
+                line = stream.readline()
+            except (OSError, ValueError, http.client.HTTPException):
+                return
+            now = time.perf_counter()
+            if not line:
+                return
+            event = orjson.loads(line)
+            annotations = (event["object"].get("metadata") or {}).get("annotations") or {}
+            seq = annotations.get("bench/seq")
+            if seq is not None:
+                arrived.setdefault(int(seq), now)
+
+    reader = threading.Thread(target=read_events, daemon=True)
+    reader.start()
+    total = int(rate * seconds)
+    with bench.meter.measure() as cpu:
+        start = time.perf_counter()
+        for seq in range(1, total + 1):
+            due = start + (seq - 1) / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            patch = orjson.dumps({"metadata": {"annotations": {"bench/seq": str(seq)}}})
+            path = f"/api/v1/namespaces/{namespace}/pods/w-{seq % objects:05d}"
+            t0 = time.perf_counter()
+            sent[seq] = t0
+            status, data = setup.request(
+                "PATCH", path, patch, {"Content-Type": "application/merge-patch+json"}
+            )
+            round_trips.append(time.perf_counter() - t0)
+            if status != 200:
+                raise RuntimeError(f"watch writer: {status} {data[:300]!r}")
+        settle = time.perf_counter() + 5.0
+        while len(arrived) < total and time.perf_counter() < settle:
+            time.sleep(0.01)
+    stop.set()
+    watcher.close()
+    setup.close()
+    reader.join(timeout=5)
+    latencies = [arrived[s] - sent[s] for s in sent if s in arrived]
+    return WatchResult(
+        writes=total,
+        events=len(latencies),
+        missing=total - len(latencies),
+        p50_ms=percentile(latencies, 50) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        max_ms=max(latencies, default=0.0) * 1000,
+        write_p50_ms=percentile(round_trips, 50) * 1000,
+        write_p99_ms=percentile(round_trips, 99) * 1000,
+        cpu=cpu,
+    )
+
+
+# --- the database's raw commit rate -----------------------------------------------------------
+
+
+@dataclass
+class CommitResult:
+    """Single-row INSERT + COMMIT transactions per second from one separate connection."""
+
+    commits: int = 0
+    seconds: float = 0.0
+    rate: float = 0.0
+    payload_bytes: int = 0
+    settings: str = ""
+
+
+def raw_commits(server: LiveServer, seconds: float, payload_bytes: int) -> CommitResult:
+    payload = "x" * payload_bytes
+    url = server.env.get("DATABASE_URL", "")
+    result = CommitResult(payload_bytes=payload_bytes)
+    if url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            settings = [
+                str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+                for name in ("synchronous_commit", "fsync", "wal_sync_method")
+            ]
+            result.settings = (
+                "synchronous_commit={}, fsync={}, wal_sync_method={}".format(*settings)
+            )
+            conn.execute("CREATE TABLE bench_scratch (id bigserial PRIMARY KEY, data text)")
+            conn.commit()
+            start = time.perf_counter()
+            deadline = start + seconds
+            while time.perf_counter() < deadline:
+                conn.execute("INSERT INTO bench_scratch (data) VALUES (%s)", (payload,))
+                conn.commit()
+                result.commits += 1
+            result.seconds = time.perf_counter() - start
+            conn.execute("DROP TABLE bench_scratch")
+            conn.commit()
+    else:
+        path = server.data_dir / "berth.sqlite3"
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # The server's own pragmas (clusterapi/settings.py): WAL, synchronous=NORMAL.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        result.settings = "journal_mode=WAL, synchronous=NORMAL (as the server)"
+        conn.execute("CREATE TABLE bench_scratch (id INTEGER PRIMARY KEY, data TEXT)")
+        start = time.perf_counter()
+        deadline = start + seconds
+        while time.perf_counter() < deadline:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO bench_scratch (data) VALUES (?)", (payload,))
+            conn.execute("COMMIT")
+            result.commits += 1
+        result.seconds = time.perf_counter() - start
+        conn.execute("DROP TABLE bench_scratch")
+        conn.close()
+    result.rate = result.commits / result.seconds if result.seconds else 0.0
+    return result
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory_gib = 0.0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gib = int(line.split()[1]) / 1024 / 1024
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(memory_gib, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def database_version(server: LiveServer) -> str:
+    url = server.env.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return "PostgreSQL " + str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+    return "SQLite " + sqlite3.sqlite_version
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.database == "postgres":
+        os.environ["DATABASE_URL"] = args.postgres_url
+    else:
+        os.environ.pop("DATABASE_URL", None)
+    profile_dir: Path | None = Path(args.profile).resolve() if args.profile else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
+        "machine": machine(),
+        "settings": {
+            "clients": args.clients,
+            "rate": args.rate,
+            "duration_s": args.duration,
+            "pods": args.pods,
+            "watch_rate": args.watch_rate,
+            "profiled": profile_dir is not None,
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
+        server = LiveServer(Path(tmp), env={"BERTH_BENCH": "1"})
+        server.start()
+        try:
+            report["database"] = database_version(server)
+            report.update(_phases(args, Bench(server, args.clients, profile_dir), server))
+        finally:
+            server.stop()
+    if profile_dir is not None:
+        report["profile"] = summarize_profiles(profile_dir)
+    return report
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _phases(args: argparse.Namespace, bench: Bench, server: LiveServer) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    setup = bench.client()
+    for ns in ("bench-create", "bench-list"):
+        create_namespace(setup, ns)
+    status, body = setup.request("GET", "/_bench/empty")
+    if status != 200 or body != b"{}":
+        raise RuntimeError(f"/_bench/empty is not routed (BERTH_BENCH=1?): {status} {body[:200]!r}")
+    # Warm up: the first requests import modules, load schemas and open connections.
+    warm = bench.closed_loop(create_pod("bench-create", "warm-"), count=50)
+    bench.closed_loop(get_pod("bench-create", "warm-", 50), count=200)
+    bench.closed_loop(get_empty, count=200)
+    if warm.errors:
+        raise RuntimeError(f"warm-up creates failed: {warm.first_error}")
+    status, body = setup.request("GET", "/api/v1/namespaces/bench-create/pods/warm-00000")
+    pod_bytes = len(body)
+    setup.close()
+
+    _log(f"empty view: closed loop {args.duration}s, then {args.rate}/s for {args.duration}s")
+    out["empty_max"] = bench.closed_loop(get_empty, seconds=args.duration)
+    out["empty_fixed"] = bench.open_loop(get_empty, rate=args.rate, seconds=args.duration)
+
+    _log(f"creates: closed loop {args.duration}s")
+    with bench.profiled("creates"):
+        out["creates"] = bench.closed_loop(
+            create_pod("bench-create", "c-"), seconds=args.duration
+        )
+
+    _log(f"filling {args.pods} pods")
+    out["fill"] = bench.closed_loop(create_pod("bench-list", "p-"), count=args.pods)
+
+    _log(f"GET: closed loop {args.duration}s, then {args.rate}/s for {args.duration}s")
+    with bench.profiled("gets"):
+        out["get_max"] = bench.closed_loop(
+            get_pod("bench-list", "p-", args.pods), seconds=args.duration
+        )
+    out["get_fixed"] = bench.open_loop(
+        get_pod("bench-list", "p-", args.pods), rate=args.rate, seconds=args.duration
+    )
+
+    _log("LIST")
+    with bench.profiled("list_json"):
+        out["list_json"] = measure_list(bench, "bench-list", "application/json", args.list_repeats)
+    with bench.profiled("list_table"):
+        out["list_table"] = measure_list(bench, "bench-list", TABLE_ACCEPT, args.list_repeats)
+
+    _log(f"watch: {args.watch_rate} writes/s for {args.duration}s")
+    with bench.profiled("watch"):
+        out["watch"] = measure_watch(
+            bench, "bench-watch", 20, rate=args.watch_rate, seconds=args.duration
+        )
+
+    _log("raw database commits")
+    out["db_commits"] = raw_commits(server, min(args.duration, 5.0), pod_bytes)
+    return {k: asdict(v) for k, v in out.items()}
+
+
+# --- py-spy summaries -------------------------------------------------------------------------
+
+
+def summarize_profiles(directory: Path, top: int = 25) -> dict[str, Any]:
+    """Per phase: the share of samples in which each function is on the stack (inclusive)
+    and at the top of it (self), from py-spy's collapsed stacks."""
+    summary: dict[str, Any] = {}
+    lines_out: list[str] = []
+    for path in sorted(directory.glob("*.txt")):
+        if path.name == "summary.txt":
+            continue
+        inclusive: collections.Counter[str] = collections.Counter()
+        own: collections.Counter[str] = collections.Counter()
+        total = 0
+        for line in path.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            count = int(count_text)
+            frames = [_frame_name(f) for f in stack.split(";")]
+            frames = [f for f in frames if f]
+            if not frames:
+                continue
+            total += count
+            for frame in set(frames):
+                inclusive[frame] += count
+            own[frames[-1]] += count
+        if not total:
+            continue
+        phase = {
+            "samples": total,
+            "inclusive": [(f, round(100 * c / total, 1)) for f, c in inclusive.most_common(top)],
+            "self": [(f, round(100 * c / total, 1)) for f, c in own.most_common(top)],
+        }
+        summary[path.stem] = phase
+        lines_out.append(f"== {path.stem}: {total} samples (non-idle threads of the server)")
+        lines_out.append("  inclusive %:")
+        lines_out += [f"    {pct:5.1f}  {f}" for f, pct in phase["inclusive"]]
+        lines_out.append("  self %:")
+        lines_out += [f"    {pct:5.1f}  {f}" for f, pct in phase["self"]]
+    (directory / "summary.txt").write_text("\n".join(lines_out) + "\n")
+    return summary
+
+
+def _frame_name(frame: str) -> str:
+    """``func (path/to/module.py:123)`` -> ``func (module path relative to site-packages)``."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    file = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/lib/python3.11/", str(ROOT) + "/"):
+        if marker in file:
+            file = file.split(marker, 1)[1]
+            break
+    return f"{name} ({file})" if file else name
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _ratio(value: float, reference: float) -> float:
+    return value / reference if reference else 0.0
+
+
+def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each goal: the figure, its reference in the same run, the ratio, and whether it holds."""
+    empty = report["empty_max"]["rate"]
+    creates = report["creates"]["rate"]
+    gets = report["get_max"]["rate"]
+    list_json = report["list_json"]["median_s"]
+    list_table = report["list_table"]["median_s"]
+    watch_p99 = report["watch"]["p99_ms"]
+    return [
+        {"figure": "pod creates/s", "value": creates, "reference": "empty view req/s",
+         "ref_value": empty, "ratio": _ratio(creates, empty),
+         "goal": f">= {GOALS['creates_vs_empty']:.2f}",
+         "met": _ratio(creates, empty) >= GOALS["creates_vs_empty"]},
+        {"figure": "pod GETs/s (max)", "value": gets, "reference": "empty view req/s",
+         "ref_value": empty, "ratio": _ratio(gets, empty),
+         "goal": f">= {GOALS['gets_vs_empty']:.2f}",
+         "met": _ratio(gets, empty) >= GOALS["gets_vs_empty"]},
+        {"figure": "LIST 10k pods, JSON (s)", "value": list_json, "reference": "limit (s)",
+         "ref_value": GOALS["list_seconds"], "ratio": _ratio(list_json, GOALS["list_seconds"]),
+         "goal": "<= 1.00", "met": list_json <= GOALS["list_seconds"]},
+        {"figure": "LIST 10k pods, Table (s)", "value": list_table, "reference": "limit (s)",
+         "ref_value": GOALS["list_seconds"], "ratio": _ratio(list_table, GOALS["list_seconds"]),
+         "goal": "<= 1.00", "met": list_table <= GOALS["list_seconds"]},
+        {"figure": "watch p99 (ms)", "value": watch_p99, "reference": "limit (ms)",
+         "ref_value": GOALS["watch_p99_ms"], "ratio": _ratio(watch_p99, GOALS["watch_p99_ms"]),
+         "goal": "<= 1.00", "met": watch_p99 <= GOALS["watch_p99_ms"]},
+    ]
+
+
+def render_text(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    s = report["settings"]
+    e_max, e_fix = report["empty_max"], report["empty_fixed"]
+    g_max, g_fix = report["get_max"], report["get_fixed"]
+    cr, fill, w, db = report["creates"], report["fill"], report["watch"], report["db_commits"]
+    lj, lt = report["list_json"], report["list_table"]
+    out = [
+        f"Berth API benchmark — {report['date']} — {report['database']}",
+        f"machine: {m['cores']} cores, {m['cpu']}, {m['memory_gib']} GiB, Python {m['python']}",
+        f"command: {report['command']}",
+        f"clients: {s['clients']} keep-alive HTTPS/1.1 connections (http.client, one thread each)"
+        + (" — PROFILED RUN (py-spy attached): figures are depressed" if s["profiled"] else ""),
+        "",
+        f"{'figure':<34}{'value':>12}  {'reference (same run)':<30}{'ref':>10}{'ratio':>8}",
+        "-" * 96,
+    ]
+
+    def row(name: str, value: str, ref_name: str = "", ref: str = "", ratio: str = "") -> None:
+        out.append(f"{name:<34}{value:>12}  {ref_name:<30}{ref:>10}{ratio:>8}")
+
+    empty = e_max["rate"]
+    row("empty view req/s (max)", f"{empty:.0f}")
+    row("pod creates/s", f"{cr['rate']:.0f}", "empty view req/s", f"{empty:.0f}",
+        f"{_ratio(cr['rate'], empty):.2f}")
+    row("pod creates/s", f"{cr['rate']:.0f}", "raw DB commits/s", f"{db['rate']:.0f}",
+        f"{_ratio(cr['rate'], db['rate']):.3f}")
+    row("pod GETs/s (max)", f"{g_max['rate']:.0f}", "empty view req/s", f"{empty:.0f}",
+        f"{_ratio(g_max['rate'], empty):.2f}")
+    row(f"GET p50 ms @ {s['rate']:g}/s", f"{g_fix['p50_ms']:.2f}", "empty view p50 ms",
+        f"{e_fix['p50_ms']:.2f}", f"{_ratio(g_fix['p50_ms'], e_fix['p50_ms']):.2f}")
+    row(f"GET p99 ms @ {s['rate']:g}/s", f"{g_fix['p99_ms']:.2f}", "empty view p99 ms",
+        f"{e_fix['p99_ms']:.2f}", f"{_ratio(g_fix['p99_ms'], e_fix['p99_ms']):.2f}")
+    row(f"fill {s['pods']} pods (s)", f"{fill['seconds']:.1f}", "pods/s", f"{fill['rate']:.0f}")
+    row(f"LIST {lj['items']} pods JSON (s)", f"{lj['median_s']:.3f}", "limit (s)", "1.000",
+        f"{lj['median_s']:.2f}")
+    row(f"LIST {lt['items']} pods Table (s)", f"{lt['median_s']:.3f}", "limit (s)", "1.000",
+        f"{lt['median_s']:.2f}")
+    row("watch p50 ms (commit->client)", f"{w['p50_ms']:.1f}", "limit p99 (ms)", "100")
+    row("watch p99 ms (commit->client)", f"{w['p99_ms']:.1f}", "limit p99 (ms)", "100",
+        f"{w['p99_ms'] / 100:.2f}")
+    row("  write round trip p50/p99 ms", f"{w['write_p50_ms']:.1f}/{w['write_p99_ms']:.1f}")
+    row("raw DB commits/s", f"{db['rate']:.0f}", db["settings"][:30])
+    out += ["", "goals:"]
+    for goal in goals(report):
+        mark = "MET" if goal["met"] else "NOT MET"
+        out.append(
+            f"  {goal['figure']:<28} ratio {goal['ratio']:.2f} (goal {goal['goal']}): {mark}"
+        )
+    out += [
+        "",
+        "phases (CPU in cores: client = this process, server = the uvicorn process, "
+        f"machine = all {m['cores']} cores):",
+        f"  {'phase':<14}{'requests':>9}{'errors':>7}{'seconds':>9}{'req/s':>9}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'client':>8}{'server':>8}{'machine':>8}",
+    ]
+    for key in ("empty_max", "empty_fixed", "creates", "fill", "get_max", "get_fixed"):
+        p = report[key]
+        c = p["cpu"]
+        out.append(
+            f"  {key:<14}{p['requests']:>9}{p['errors']:>7}{p['seconds']:>9.1f}{p['rate']:>9.0f}"
+            f"{p['p50_ms']:>9.2f}{p['p99_ms']:>9.2f}{c['client']:>8.2f}{c['server']:>8.2f}"
+            f"{c['machine']:>8.2f}"
+        )
+        if p["errors"]:
+            out.append(f"      first error: {p['first_error'][:150]}")
+    for key in ("list_json", "list_table"):
+        p = report[key]
+        c = p["cpu"]
+        times = ", ".join(f"{t:.3f}" for t in p["times_s"])
+        out.append(
+            f"  {key:<14} {p['items']} items, {p['bytes'] / 1e6:.1f} MB, times {times} s; "
+            f"cpu client {c['client']:.2f} server {c['server']:.2f} machine {c['machine']:.2f}"
+        )
+    c = w["cpu"]
+    out.append(
+        f"  watch          {w['writes']} writes, {w['events']} events ({w['missing']} missing), "
+        f"max {w['max_ms']:.1f} ms; cpu client {c['client']:.2f} server {c['server']:.2f} "
+        f"machine {c['machine']:.2f}"
+    )
+    out.append(
+        f"  db_commits     {db['commits']} commits in {db['seconds']:.1f} s, "
+        f"{db['payload_bytes']} B rows; {db['settings']}"
+    )
+    if "profile" in report:
+        out += ["", "profile (py-spy, share of non-idle server samples):"]
+        for phase, data in report["profile"].items():
+            out.append(f"  {phase} ({data['samples']} samples), top self:")
+            out += [f"    {pct:5.1f}%  {f}" for f, pct in data["self"][:12]]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="base URL; a fresh database is created beside it for the run",
+    )
+    parser.add_argument("--output", choices=("text", "json"), default="text")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=200.0, help="fixed GET rate (req/s)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per timed phase")
+    parser.add_argument("--pods", type=int, default=10000, help="pods to create and LIST")
+    parser.add_argument("--list-repeats", type=int, default=3)
+    parser.add_argument("--watch-rate", type=float, default=20.0, help="writes/s during watch")
+    parser.add_argument("--profile", metavar="DIR", help="sample the server with py-spy into DIR")
+    args = parser.parse_args(argv)
+    for name in ("clients", "pods", "list_repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 < args.duration <= 120 or not 0 < args.rate <= 5000 or not 0 < args.watch_rate <= 500:
+        parser.error(
+            "--duration must be in (0, 120], --rate in (0, 5000], --watch-rate in (0, 500]"
+        )
+    if args.pods > 100000:
+        parser.error("--pods is at most 100000")
+    report = run(args)
+    if args.output == "json":
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render_text(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

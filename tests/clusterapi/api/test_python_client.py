@@ -1,0 +1,684 @@
+"""The official ``kubernetes`` Python client (37.x) against a live Berth, as its users call it.
+
+CRUD on pods, deployments, services and configmaps (bodies built from models and from plain
+dicts), the three patch types the client sends, label and field selectors, watches fed from
+another thread, the exact ``Status`` bodies of conflicts, 410 Gone after the change log is
+compacted (then a relist and a resumed watch), the scale subresource, the discovery calls the
+client makes with trailing slashes, and the DynamicClient's server-side apply.
+
+The module's server keeps a short change log (``BERTH_CHANGELOG_RETENTION``) so that the
+expiry test can push revisions out of it with a handful of writes and ``manage.py compact``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, dynamic, watch
+from kubernetes.client.exceptions import ApiException
+
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.e2e
+
+# Small enough that 2 * RETENTION writes push any earlier revision out of the change log,
+# large enough that no other test of the module watches from an already compacted revision.
+RETENTION = 20
+
+
+@pytest.fixture(scope="module")
+def live_server_berth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """This module's server, with a change log short enough to expire revisions on demand."""
+    server = LiveServer(
+        tmp_path_factory.mktemp("berth"), env={"BERTH_CHANGELOG_RETENTION": str(RETENTION)}
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def core(k8s_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(k8s_client)
+
+
+@pytest.fixture(scope="module")
+def apps(k8s_client: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(k8s_client)
+
+
+@pytest.fixture
+def ns(core: client.CoreV1Api) -> Iterator[str]:
+    """A fresh namespace per test, deleted (with its contents) afterwards."""
+    name = "py-" + secrets.token_hex(4)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def status_line(
+    message: str, reason: str, code: int, details: dict[str, Any] | None = None
+) -> str:
+    """A failure ``Status`` as upstream encodes it: compact, upstream key order, newline."""
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    }
+    if details:
+        body["details"] = details
+    body["code"] = code
+    return json.dumps(body, separators=(",", ":")) + "\n"
+
+
+def pod(name: str, labels: dict[str, str] | None = None) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="main", image="busybox")]),
+    )
+
+
+def deployment(name: str, replicas: int = 1) -> client.V1Deployment:
+    labels = {"app": name}
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1DeploymentSpec(
+            replicas=replicas,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(
+                    containers=[client.V1Container(name="web", image="nginx:1.27")]
+                ),
+            ),
+        ),
+    )
+
+
+# --- CRUD ---------------------------------------------------------------------------------------
+
+
+def test_configmap_crud_from_models_and_dicts(core: client.CoreV1Api, ns: str) -> None:
+    created = core.create_namespaced_config_map(
+        ns,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="from-model"), data={"a": "1"}),
+    )
+    assert created.metadata.uid
+    assert int(created.metadata.resource_version) > 0
+    assert created.metadata.creation_timestamp is not None
+    assert created.data == {"a": "1"}
+
+    from_dict = core.create_namespaced_config_map(
+        ns, {"metadata": {"name": "from-dict", "labels": {"src": "dict"}}, "data": {"b": "2"}}
+    )
+    assert from_dict.kind == "ConfigMap"
+    assert from_dict.api_version == "v1"
+    assert from_dict.metadata.labels == {"src": "dict"}
+
+    read = core.read_namespaced_config_map("from-model", ns)
+    assert read.metadata.uid == created.metadata.uid
+    assert read.metadata.resource_version == created.metadata.resource_version
+
+    names = [i.metadata.name for i in core.list_namespaced_config_map(ns).items]
+    assert {"from-model", "from-dict"} <= set(names)
+
+    read.data["c"] = "3"
+    replaced = core.replace_namespaced_config_map("from-model", ns, read)
+    assert replaced.data == {"a": "1", "c": "3"}
+    assert int(replaced.metadata.resource_version) > int(read.metadata.resource_version)
+
+    # A dict body is a strategic merge patch: maps merge.
+    patched = core.patch_namespaced_config_map("from-model", ns, {"data": {"d": "4"}})
+    assert patched.data == {"a": "1", "c": "3", "d": "4"}
+    # A list body is a JSON patch: /data is replaced wholesale.
+    patched = core.patch_namespaced_config_map(
+        "from-model", ns, [{"op": "replace", "path": "/data", "value": {"only": "this"}}]
+    )
+    assert patched.data == {"only": "this"}
+    # A merge patch: null deletes a key.
+    patched = core.patch_namespaced_config_map(
+        "from-model",
+        ns,
+        {"data": {"only": None, "merged": "yes"}},
+        _content_type="application/merge-patch+json",
+    )
+    assert patched.data == {"merged": "yes"}
+
+    # Patching with the same content again is a no-op: the resourceVersion stays.
+    again = core.patch_namespaced_config_map("from-model", ns, {"data": {"merged": "yes"}})
+    assert again.metadata.resource_version == patched.metadata.resource_version
+
+    core.delete_namespaced_config_map("from-model", ns)
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_config_map("from-model", ns)
+    assert missing.value.status == 404
+    assert missing.value.body == status_line(
+        'configmaps "from-model" not found',
+        "NotFound",
+        404,
+        {"name": "from-model", "kind": "configmaps"},
+    )
+
+
+def test_pod_crud_and_delete_returns_the_pod(core: client.CoreV1Api, ns: str) -> None:
+    created = core.create_namespaced_pod(ns, pod("web", {"app": "web"}))
+    assert created.spec.containers[0].name == "main"
+    assert created.status.phase == "Pending"
+
+    from_dict = core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "dict-pod"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80}]}]},
+        },
+    )
+    # Defaulting as upstream: container ports get protocol TCP.
+    assert from_dict.spec.containers[0].ports[0].protocol == "TCP"
+
+    current = core.read_namespaced_pod("web", ns)
+    current.metadata.labels["tier"] = "front"
+    replaced = core.replace_namespaced_pod("web", ns, current)
+    assert replaced.metadata.labels == {"app": "web", "tier": "front"}
+
+    # Strategic merge: containers merge by name, so the image changes in place.
+    patched = core.patch_namespaced_pod(
+        "web", ns, {"spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]}}
+    )
+    assert [(c.name, c.image) for c in patched.spec.containers] == [("main", "busybox:1.37")]
+    patched = core.patch_namespaced_pod(
+        "web", ns, [{"op": "add", "path": "/metadata/annotations", "value": {"note": "json"}}]
+    )
+    assert patched.metadata.annotations == {"note": "json"}
+    patched = core.patch_namespaced_pod(
+        "web",
+        ns,
+        {"metadata": {"labels": {"tier": None}}},
+        _content_type="application/merge-patch+json",
+    )
+    assert patched.metadata.labels == {"app": "web"}
+
+    # The typed client deserializes DELETE's answer as a V1Pod: it must be the object.
+    deleted = core.delete_namespaced_pod("web", ns)
+    assert isinstance(deleted, client.V1Pod)
+    assert deleted.metadata.name == "web"
+    assert deleted.metadata.uid == created.metadata.uid
+    assert "web" not in [p.metadata.name for p in core.list_namespaced_pod(ns).items]
+
+
+def test_deployment_crud_and_generation(apps: client.AppsV1Api, ns: str) -> None:
+    created = apps.create_namespaced_deployment(ns, deployment("shop"))
+    assert created.metadata.generation == 1
+    # Upstream defaults.
+    assert created.spec.strategy.type == "RollingUpdate"
+    assert created.spec.revision_history_limit == 10
+    assert created.spec.progress_deadline_seconds == 600
+
+    from_dict = apps.create_namespaced_deployment(
+        ns,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "dict-deploy"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "d"}},
+                "template": {
+                    "metadata": {"labels": {"app": "d"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                },
+            },
+        },
+    )
+    assert from_dict.spec.replicas == 1
+
+    # A metadata-only change leaves generation alone.
+    labelled = apps.patch_namespaced_deployment(
+        "shop", ns, {"metadata": {"labels": {"team": "a"}}},
+        _content_type="application/merge-patch+json",
+    )
+    assert labelled.metadata.generation == 1
+
+    # Strategic merge adds a container next to the existing one (merge key: name).
+    patched = apps.patch_namespaced_deployment(
+        "shop",
+        ns,
+        {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "busybox"}]}}}},
+    )
+    assert sorted(c.name for c in patched.spec.template.spec.containers) == ["sidecar", "web"]
+    assert patched.metadata.generation == 2
+
+    patched = apps.patch_namespaced_deployment(
+        "shop", ns, [{"op": "replace", "path": "/spec/replicas", "value": 4}]
+    )
+    assert patched.spec.replicas == 4
+    assert patched.metadata.generation == 3
+
+    current = apps.read_namespaced_deployment("shop", ns)
+    current.spec.replicas = 2
+    replaced = apps.replace_namespaced_deployment("shop", ns, current)
+    assert replaced.spec.replicas == 2
+    assert replaced.metadata.generation == 4
+
+    listed = apps.list_namespaced_deployment(ns)
+    assert sorted(d.metadata.name for d in listed.items) == ["dict-deploy", "shop"]
+
+    apps.delete_namespaced_deployment("shop", ns)
+    with pytest.raises(ApiException) as missing:
+        apps.read_namespaced_deployment("shop", ns)
+    assert missing.value.body == status_line(
+        'deployments.apps "shop" not found',
+        "NotFound",
+        404,
+        {"name": "shop", "group": "apps", "kind": "deployments"},
+    )
+
+
+def test_service_crud_and_delete_returns_the_service(core: client.CoreV1Api, ns: str) -> None:
+    created = core.create_namespaced_service(
+        ns,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="front", labels={"app": "front"}),
+            spec=client.V1ServiceSpec(
+                selector={"app": "front"},
+                ports=[client.V1ServicePort(name="http", port=80, target_port=8080)],
+            ),
+        ),
+    )
+    assert created.spec.type == "ClusterIP"
+    assert created.spec.ports[0].protocol == "TCP"
+    # Upstream sets an empty loadBalancer status; the client's own tests assert it is truthy.
+    assert created.status.load_balancer is not None
+
+    from_dict = core.create_namespaced_service(
+        ns, {"metadata": {"name": "back"}, "spec": {"ports": [{"port": 5432}]}}
+    )
+    assert from_dict.spec.ports[0].port == 5432
+
+    # Strategic merge: Service ports merge by port, so a new port is added beside 80.
+    patched = core.patch_namespaced_service(
+        "front", ns, {"spec": {"ports": [{"name": "alt", "port": 8080, "target_port": 8080}]}}
+    )
+    assert sorted(p.port for p in patched.spec.ports) == [80, 8080]
+    patched = core.patch_namespaced_service(
+        "front",
+        ns,
+        {"metadata": {"annotations": {"merged": "true"}}},
+        _content_type="application/merge-patch+json",
+    )
+    assert patched.metadata.annotations == {"merged": "true"}
+    alt = [p.port for p in patched.spec.ports].index(8080)
+    patched = core.patch_namespaced_service(
+        "front", ns, [{"op": "remove", "path": f"/spec/ports/{alt}"}]
+    )
+    assert [p.port for p in patched.spec.ports] == [80]
+
+    current = core.read_namespaced_service("front", ns)
+    current.spec.selector = {"app": "front", "tier": "web"}
+    replaced = core.replace_namespaced_service("front", ns, current)
+    assert replaced.spec.selector == {"app": "front", "tier": "web"}
+
+    deleted = core.delete_namespaced_service("front", ns)
+    assert isinstance(deleted, client.V1Service)
+    assert deleted.metadata.uid == created.metadata.uid
+    assert [s.metadata.name for s in core.list_namespaced_service(ns).items] == ["back"]
+
+
+# --- selectors ----------------------------------------------------------------------------------
+
+
+def test_label_and_field_selectors(core: client.CoreV1Api, ns: str) -> None:
+    for name, labels in (
+        ("a", {"app": "web", "tier": "front"}),
+        ("b", {"app": "web", "tier": "back"}),
+        ("c", {"app": "db"}),
+    ):
+        core.create_namespaced_pod(ns, pod(name, labels))
+
+    def names(**kwargs: Any) -> list[str]:
+        return sorted(p.metadata.name for p in core.list_namespaced_pod(ns, **kwargs).items)
+
+    assert names(label_selector="app=web") == ["a", "b"]
+    assert names(label_selector="app=web,tier!=front") == ["b"]
+    assert names(label_selector="tier in (front,back)") == ["a", "b"]
+    assert names(label_selector="!tier") == ["c"]
+    assert names(label_selector="tier") == ["a", "b"]
+    assert names(field_selector="metadata.name=c") == ["c"]
+    assert names(field_selector="metadata.name!=c") == ["a", "b"]
+    assert names(field_selector="status.phase=Pending", label_selector="tier=back") == ["b"]
+    assert names(field_selector=f"metadata.namespace={ns}") == ["a", "b", "c"]
+    # Across namespaces, a field selector on the namespace narrows to this one.
+    everywhere = core.list_pod_for_all_namespaces(field_selector=f"metadata.namespace={ns}")
+    assert sorted(p.metadata.name for p in everywhere.items) == ["a", "b", "c"]
+
+    with pytest.raises(ApiException) as bad:
+        core.list_namespaced_pod(ns, field_selector="spec.nothing=x")
+    assert bad.value.status == 400
+    assert json.loads(bad.value.body)["reason"] == "BadRequest"
+
+
+# --- watch --------------------------------------------------------------------------------------
+
+
+def _change_configmaps_later(core: client.CoreV1Api, ns: str, name: str) -> threading.Thread:
+    """From another thread: create, modify and delete one ConfigMap."""
+
+    def run() -> None:
+        time.sleep(0.3)
+        core.create_namespaced_config_map(
+            ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data={"v": "1"})
+        )
+        core.patch_namespaced_config_map(name, ns, {"data": {"v": "2"}})
+        core.delete_namespaced_config_map(name, ns)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_watch_receives_added_modified_deleted(core: client.CoreV1Api, ns: str) -> None:
+    changer = _change_configmaps_later(core, ns, "watched")
+    events: list[tuple[str, str, dict[str, str] | None]] = []
+    w = watch.Watch()
+    started = time.monotonic()
+    for event in w.stream(core.list_namespaced_config_map, ns, timeout_seconds=10):
+        obj = event["object"]
+        if obj.metadata.name != "watched":
+            continue
+        assert isinstance(obj, client.V1ConfigMap)
+        events.append((event["type"], obj.metadata.resource_version, obj.data))
+        if event["type"] == "DELETED":
+            w.stop()
+    changer.join(10)
+    assert [(t, d) for t, _rv, d in events] == [
+        ("ADDED", {"v": "1"}),
+        ("MODIFIED", {"v": "2"}),
+        ("DELETED", {"v": "2"}),
+    ]
+    revisions = [int(rv) for _t, rv, _d in events]
+    assert revisions == sorted(revisions) and len(set(revisions)) == 3
+    # Stopped on the DELETED event, long before the timeout.
+    assert time.monotonic() - started < 9
+
+
+def test_watch_starts_with_existing_objects_and_ends_at_timeout(
+    core: client.CoreV1Api, ns: str
+) -> None:
+    core.create_namespaced_config_map(
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="present"))
+    )
+    started = time.monotonic()
+    seen = [
+        (e["type"], e["object"].metadata.name)
+        for e in watch.Watch().stream(core.list_namespaced_config_map, ns, timeout_seconds=2)
+    ]
+    elapsed = time.monotonic() - started
+    # kube-root-ca.crt may or may not be published into namespaces; only ours is asserted.
+    assert ("ADDED", "present") in seen
+    assert all(t == "ADDED" for t, _ in seen)
+    assert 1.5 <= elapsed < 6
+
+
+def test_watch_replays_from_a_resource_version(core: client.CoreV1Api, ns: str) -> None:
+    listed = core.list_namespaced_config_map(ns)
+    changer = _change_configmaps_later(core, ns, "replayed")
+    changer.join(10)
+    # Every change happened before the watch connected: it is replayed from the change log.
+    seen = [
+        (e["type"], e["object"].metadata.name)
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map,
+            ns,
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=1,
+        )
+    ]
+    assert seen == [("ADDED", "replayed"), ("MODIFIED", "replayed"), ("DELETED", "replayed")]
+
+
+# --- conflicts ----------------------------------------------------------------------------------
+
+
+def test_replace_with_a_stale_resource_version_is_409_conflict(
+    core: client.CoreV1Api, apps: client.AppsV1Api, ns: str
+) -> None:
+    core.create_namespaced_config_map(
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cas"), data={"n": "0"})
+    )
+    first = core.read_namespaced_config_map("cas", ns)
+    second = core.read_namespaced_config_map("cas", ns)
+    first.data["n"] = "1"
+    core.replace_namespaced_config_map("cas", ns, first)
+    second.data["n"] = "2"
+    with pytest.raises(ApiException) as lost:
+        core.replace_namespaced_config_map("cas", ns, second)
+    assert lost.value.status == 409
+    assert lost.value.reason == "Conflict"
+    assert lost.value.body == status_line(
+        'Operation cannot be fulfilled on configmaps "cas": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+        "Conflict",
+        409,
+        {"name": "cas", "kind": "configmaps"},
+    )
+    assert core.read_namespaced_config_map("cas", ns).data == {"n": "1"}
+
+    apps.create_namespaced_deployment(ns, deployment("cas"))
+    stale = apps.read_namespaced_deployment("cas", ns)
+    apps.patch_namespaced_deployment_scale("cas", ns, {"spec": {"replicas": 3}})
+    stale.spec.replicas = 5
+    with pytest.raises(ApiException) as lost_apps:
+        apps.replace_namespaced_deployment("cas", ns, stale)
+    assert lost_apps.value.body == status_line(
+        'Operation cannot be fulfilled on deployments.apps "cas": the object has been '
+        "modified; please apply your changes to the latest version and try again",
+        "Conflict",
+        409,
+        {"name": "cas", "group": "apps", "kind": "deployments"},
+    )
+
+
+def test_create_of_an_existing_name_is_409_already_exists(
+    core: client.CoreV1Api, apps: client.AppsV1Api, ns: str
+) -> None:
+    spec = client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)])
+    core.create_namespaced_service(
+        ns, client.V1Service(metadata=client.V1ObjectMeta(name="mock-2"), spec=spec)
+    )
+    with pytest.raises(ApiException) as taken:
+        core.create_namespaced_service(
+            ns, client.V1Service(metadata=client.V1ObjectMeta(name="mock-2"), spec=spec)
+        )
+    assert taken.value.status == 409
+    assert taken.value.body == status_line(
+        'services "mock-2" already exists',
+        "AlreadyExists",
+        409,
+        {"name": "mock-2", "kind": "services"},
+    )
+
+    apps.create_namespaced_deployment(ns, deployment("twice"))
+    with pytest.raises(ApiException) as taken_apps:
+        apps.create_namespaced_deployment(ns, deployment("twice"))
+    assert taken_apps.value.body == status_line(
+        'deployments.apps "twice" already exists',
+        "AlreadyExists",
+        409,
+        {"name": "twice", "group": "apps", "kind": "deployments"},
+    )
+
+
+def test_create_in_a_missing_namespace_is_404(core: client.CoreV1Api) -> None:
+    with pytest.raises(ApiException) as missing:
+        core.create_namespaced_config_map(
+            "no-such-ns", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="x"))
+        )
+    assert missing.value.status == 404
+    assert missing.value.body == status_line(
+        'namespaces "no-such-ns" not found',
+        "NotFound",
+        404,
+        {"name": "no-such-ns", "kind": "namespaces"},
+    )
+
+
+# --- expiry: 410 Gone after compaction ----------------------------------------------------------
+
+
+def test_too_old_resource_version_is_410_then_relist_and_resume(
+    core: client.CoreV1Api, ns: str, live_server_berth: LiveServer
+) -> None:
+    for i in range(3):
+        core.create_namespaced_config_map(
+            ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"page-{i}"))
+        )
+    first_page = core.list_namespaced_config_map(ns, limit=1)
+    token = first_page.metadata._continue
+    assert token
+    old_rv = first_page.metadata.resource_version
+
+    # Push old_rv out of the retained window, then compact as an operator would.
+    for i in range(2 * RETENTION):
+        core.patch_namespaced_config_map("page-0", ns, {"data": {"i": str(i)}})
+    out = live_server_berth.manage("compact")
+    floor = int(out.split()[-1])
+    assert floor > int(old_rv) + 1
+
+    # A watch from the compacted revision: one ERROR event with the upstream Status...
+    raw = core.list_namespaced_config_map(
+        ns, watch=True, resource_version=old_rv, timeout_seconds=5, _preload_content=False
+    )
+    try:
+        assert raw.status == 200
+        body = raw.data.decode()
+    finally:
+        raw.release_conn()
+    status = status_line(f"too old resource version: {old_rv} ({floor - 1})", "Expired", 410)
+    assert body == '{"type":"ERROR","object":' + status[:-1] + "}\n"
+
+    # ... which the Watch helper raises as a 410 ApiException.
+    with pytest.raises(ApiException) as expired:
+        list(
+            watch.Watch().stream(
+                core.list_namespaced_config_map, ns, resource_version=old_rv, timeout_seconds=5
+            )
+        )
+    assert expired.value.status == 410
+    assert "too old resource version" in str(expired.value.reason)
+
+    # A continue token from before the compaction has expired too.
+    with pytest.raises(ApiException) as expired_list:
+        core.list_namespaced_config_map(ns, limit=1, _continue=token)
+    assert expired_list.value.status == 410
+    assert json.loads(expired_list.value.body)["reason"] == "Expired"
+
+    # The client's way out: relist, then watch from the list's resourceVersion.
+    relisted = core.list_namespaced_config_map(ns)
+    assert int(relisted.metadata.resource_version) >= floor
+    core.patch_namespaced_config_map("page-1", ns, {"data": {"after": "relist"}})
+    seen = [
+        (e["type"], e["object"].metadata.name, e["object"].data)
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map,
+            ns,
+            resource_version=relisted.metadata.resource_version,
+            timeout_seconds=1,
+        )
+    ]
+    assert seen == [("MODIFIED", "page-1", {"after": "relist"})]
+
+
+# --- subresources, discovery, server-side apply -------------------------------------------------
+
+
+def test_deployment_scale_subresource(apps: client.AppsV1Api, ns: str) -> None:
+    apps.create_namespaced_deployment(ns, deployment("scaled", replicas=2))
+    scale = apps.read_namespaced_deployment_scale("scaled", ns)
+    assert isinstance(scale, client.V1Scale)
+    assert scale.spec.replicas == 2
+    assert scale.status.selector == "app=scaled"
+    assert scale.metadata.name == "scaled"
+
+    patched = apps.patch_namespaced_deployment_scale("scaled", ns, {"spec": {"replicas": 5}})
+    assert patched.spec.replicas == 5
+    parent = apps.read_namespaced_deployment("scaled", ns)
+    assert parent.spec.replicas == 5
+    assert parent.metadata.generation == 2
+    assert patched.metadata.resource_version == parent.metadata.resource_version
+
+    with pytest.raises(ApiException) as negative:
+        apps.patch_namespaced_deployment_scale("scaled", ns, {"spec": {"replicas": -1}})
+    assert negative.value.status == 422
+
+
+def test_discovery_with_trailing_slashes(k8s_client: client.ApiClient) -> None:
+    versions = client.CoreApi(k8s_client).get_api_versions()
+    assert versions.versions == ["v1"]
+    assert versions.server_address_by_client_cidrs
+
+    code = client.VersionApi(k8s_client).get_code()
+    assert code.major == "1"
+    assert code.minor == "37"
+    assert code.git_version.startswith("v1.37.")
+
+    resources = client.CoreV1Api(k8s_client).get_api_resources()
+    assert resources.group_version == "v1"
+    by_name = {r.name: r for r in resources.resources}
+    assert by_name["pods"].namespaced is True
+    assert by_name["pods"].kind == "Pod"
+    assert "po" in by_name["pods"].short_names
+    assert by_name["namespaces"].namespaced is False
+    assert "pods/status" in by_name
+
+    groups = client.ApisApi(k8s_client).get_api_versions()
+    assert "apps" in [g.name for g in groups.groups]
+    apps_resources = client.AppsV1Api(k8s_client).get_api_resources()
+    assert "deployments/scale" in [r.name for r in apps_resources.resources]
+
+
+def test_dynamic_client_server_side_apply_creates_then_is_idempotent(
+    k8s_client: client.ApiClient, ns: str
+) -> None:
+    dyn = dynamic.DynamicClient(k8s_client)
+    configmaps = dyn.resources.get(api_version="v1", kind="ConfigMap")
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "applied", "namespace": ns, "labels": {"via": "ssa"}},
+        "data": {"key": "value"},
+    }
+    created = configmaps.server_side_apply(body=manifest, field_manager="python-client")
+    assert created.metadata.name == "applied"
+    assert created.data.key == "value"
+    managers = [m.manager for m in created.metadata.managedFields]
+    assert managers == ["python-client"]
+
+    again = configmaps.server_side_apply(body=manifest, field_manager="python-client")
+    assert again.metadata.resourceVersion == created.metadata.resourceVersion
+    assert again.metadata.uid == created.metadata.uid
+
+    manifest["data"] = {"key": "changed"}
+    changed = configmaps.server_side_apply(body=manifest, field_manager="python-client")
+    assert changed.data.key == "changed"
+    assert int(changed.metadata.resourceVersion) > int(created.metadata.resourceVersion)
+
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    body = client.ApiClient().sanitize_for_serialization(deployment("applied"))
+    body.update({"apiVersion": "apps/v1", "kind": "Deployment"})
+    first = deployments.server_side_apply(body=body, namespace=ns, field_manager="python-client")
+    second = deployments.server_side_apply(body=body, namespace=ns, field_manager="python-client")
+    assert first.metadata.generation == second.metadata.generation == 1
+    assert first.metadata.resourceVersion == second.metadata.resourceVersion
+
