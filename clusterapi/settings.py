@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "clusterapi.core",
+    "clusterapi.audit",
     "clusterapi",
     "dashboard",
 ]

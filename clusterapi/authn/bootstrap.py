@@ -22,7 +22,7 @@ from clusterapi.core.errors import ApiError
 from clusterapi.resources import by_kind
 
 NAMESPACE = "kube-system"
-SECRET_TYPE = "bootstrap.kubernetes.io/token"
+SECRET_TYPE = "bootstrap.kubernetes.io/token"  # noqa: S105 - a Secret type, not a secret
 TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 DEFAULT_GROUP = "system:bootstrappers:berth:default-node-token"
 _ALPHABET = string.ascii_lowercase + string.digits

@@ -1,0 +1,82 @@
+"""Recording and pruning audit events (see the package docstring)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import jsonpatch
+from django.utils import timezone
+
+from clusterapi.audit.models import AuditEvent
+
+MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+_IGNORED_METADATA = ("resourceVersion", "managedFields", "generation")
+
+
+def _clean(obj: dict[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    for key in _IGNORED_METADATA:
+        meta.pop(key, None)
+    out["metadata"] = meta
+    return out
+
+
+def diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """A JSON patch turning ``old`` into ``new`` (bookkeeping metadata ignored)."""
+    if old is None or new is None:
+        return None
+    patch: list[dict[str, Any]] = jsonpatch.make_patch(_clean(old), _clean(new)).patch
+    return patch
+
+
+def should_record(verb: str, code: int) -> bool:
+    return verb in MUTATING_VERBS or code in (401, 403)
+
+
+def record(
+    *,
+    user: str,
+    groups: list[str] | tuple[str, ...],
+    verb: str,
+    request_uri: str,
+    code: int,
+    api_group: str = "",
+    resource: str = "",
+    subresource: str = "",
+    namespace: str = "",
+    name: str = "",
+    impersonator: str = "",
+    change: list[dict[str, Any]] | None = None,
+    source_ip: str = "",
+    user_agent: str = "",
+) -> None:
+    AuditEvent.objects.create(
+        timestamp=timezone.now(),
+        user=user,
+        groups=list(groups),
+        impersonator=impersonator,
+        verb=verb,
+        api_group=api_group,
+        resource=resource,
+        subresource=subresource,
+        namespace=namespace,
+        name=name,
+        request_uri=request_uri[:4000],
+        code=code,
+        diff=change,
+        source_ip=source_ip,
+        user_agent=user_agent[:255],
+    )
+
+
+def retention() -> timedelta:
+    return timedelta(days=float(os.environ.get("BERTH_AUDIT_RETENTION_DAYS", "30")))
+
+
+def prune() -> int:
+    """Delete events older than the retention; returns how many went."""
+    cutoff = timezone.now() - retention()
+    return int(AuditEvent.objects.filter(timestamp__lt=cutoff).delete()[0])
