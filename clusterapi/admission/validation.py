@@ -193,6 +193,8 @@ def admit(kind: Kind, obj: Obj, old: Obj | None, *, field_validation: str = "Str
     metadata = obj.get("metadata") or {}
     name = str(metadata.get("name", ""))
     causes.extend(_metadata_causes(kind, metadata))
+    if old is not None:
+        causes.extend(_metadata_update_causes(metadata, old.get("metadata") or {}))
     causes.extend(
         Cause("FieldValueInvalid", f"Invalid value: {_q(v)}: {d}", f)
         for f, v, d in kind.validate(obj, old)
@@ -204,6 +206,28 @@ def admit(kind: Kind, obj: Obj, old: Obj | None, *, field_validation: str = "Str
 
 def _q(value: str) -> str:
     return f'"{value}"'
+
+
+def _metadata_update_causes(metadata: Obj, old_metadata: Obj) -> list[Cause]:
+    """Rules on how metadata may change (upstream ``ValidateObjectMetaUpdate``)."""
+    causes: list[Cause] = []
+    if old_metadata.get("deletionTimestamp"):
+        # Once deletion has started, finalizers may only go: a new one could hold the
+        # object forever after its owner already decided it should be gone.
+        added = sorted(
+            set(metadata.get("finalizers") or ()) - set(old_metadata.get("finalizers") or ())
+        )
+        if added:
+            listed = ", ".join(f'"{f}"' for f in added)
+            causes.append(
+                Cause(
+                    "FieldValueForbidden",
+                    "Forbidden: no new finalizers can be added if the object is being deleted, "
+                    f"found new finalizers []string{{{listed}}}",
+                    "metadata.finalizers",
+                )
+            )
+    return causes
 
 
 def _metadata_causes(kind: Kind, metadata: Obj) -> list[Cause]:

@@ -267,7 +267,7 @@ class _Decoder:
                 # Packed encoding: one length-delimited run of scalars.
                 packed = reader.sub()
                 while not packed.at_end():
-                    items.append(self._scalar(field.type, _wire_of(field.type), packed))
+                    items.append(self._scalar(field.type, packed))
             else:
                 item = self._value(message, field, number, wire_type, reader, at)
                 if item is not _OMIT:
@@ -302,8 +302,8 @@ class _Decoder:
         if field.message is not None:
             return self.message(field.message, reader.sub())
         if expected == _BYTES and field.type not in ("str", "bytes"):
-            return self._special(field.type, reader.sub())
-        return self._scalar(field.type, wire_type, reader)
+            return self._special(field.type, reader.sub(), at)
+        return self._scalar(field.type, reader)
 
     @staticmethod
     def _expect(message: str, field: Field, number: int, got: int, expected: int, at: int) -> None:
@@ -314,7 +314,7 @@ class _Decoder:
             )
 
     @staticmethod
-    def _scalar(type_: str, wire_type: int, reader: _Reader) -> Any:
+    def _scalar(type_: str, reader: _Reader) -> Any:
         if type_ == "str":
             # Go's JSON encoder replaces invalid UTF-8 with U+FFFD; so do we.
             return reader.chunk().decode("utf-8", errors="replace")
@@ -367,8 +367,11 @@ class _Decoder:
             "extra": [],
         }.get(field.type)
 
-    def _special(self, type_: str, reader: _Reader) -> Any:
-        """Value types that are messages on the wire but have their own JSON form."""
+    def _special(self, type_: str, reader: _Reader, at: int) -> Any:
+        """Value types that are messages on the wire but have their own JSON form.
+
+        ``at`` is the offset of the field, for error messages.
+        """
         fields = self._raw_fields(reader)
         if type_ == "quantity":
             # A zero Quantity has no string; Go renders it as "0".
@@ -379,14 +382,14 @@ class _Decoder:
                 return _signed32(_int(fields.get(2)))
             if kind == 1:
                 return _text(fields.get(3))
-            raise ProtobufError(f"IntOrString has unknown type {kind} at byte {reader.pos}")
+            raise ProtobufError(f"IntOrString has unknown type {kind} at byte {at}")
         if type_ in ("meta.Time", "meta.MicroTime"):
             seconds = _signed64(_int(fields.get(1)))
             nanos = _signed32(_int(fields.get(2)))
             if seconds == 0 and nanos == 0:
                 # The zero time: Go emits null / omits it, never "1970-01-01...".
                 return _OMIT
-            return _rfc3339(seconds, nanos, type_ == "meta.MicroTime", reader.pos)
+            return _rfc3339(seconds, nanos, type_ == "meta.MicroTime", at)
         if type_ == "meta.Duration":
             return _go_duration(_signed64(_int(fields.get(1))))
         if type_ == "extra":
@@ -395,7 +398,7 @@ class _Decoder:
         raw = fields.get(1)
         if not isinstance(raw, bytes) or not raw:
             return _OMIT
-        return self._embedded(raw, reader.pos)
+        return self._embedded(raw, at)
 
     def _embedded(self, raw: bytes, at: int) -> Any:
         if raw.startswith(MAGIC):

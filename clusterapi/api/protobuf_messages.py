@@ -38,6 +38,14 @@ pointer struct only when set, and its JSON encoder does exactly the same
 even when empty -- ``emptyDir: {}`` carries meaning.
 
 ``KINDS`` maps the ``(apiVersion, kind)`` of a top-level object to its message.
+
+Version notes: the tables follow Kubernetes 1.37 (the field set of the 1.37
+client models, with numbers checked against kubectl 1.37's struct tags).  A few
+1.37 alpha fields whose nested message numbers could not be established are
+left out and therefore skipped like any unknown field: ``ListMeta.shardInfo``,
+``PersistentVolumeClaimStatus.healthStatus``, ``PodStatus.volumeHealth`` and
+``.nodeAllocatableResourceClaimStatuses``, ``JobSpec.scheduling`` and
+``TokenRequestSpec.attestations``.  No kubectl generator sets them.
 """
 
 from __future__ import annotations

@@ -340,7 +340,8 @@ def _server_side_apply(
         mutate,
         subresource=subresource,
         create_missing=None if subresource else create_missing,
-        **{**options, "field_manager": ""},
+        manage_fields=False,
+        **options,
     )
     status = 201 if result.created else 200
     return json_response(result.obj, status=status, warnings=result.warnings)

@@ -301,14 +301,23 @@ def _check_namespace(kind: Kind, namespace: str, name: str) -> None:
     if data is None:
         raise errors.namespace_not_found(namespace)
     if (decode(data).get("metadata") or {}).get("deletionTimestamp"):
+        # Upstream's NamespaceLifecycle wording, with the NamespaceTerminating cause that
+        # controllers test for (HasStatusCause) to stop retrying creates in a dying namespace.
         raise ApiError(
             403,
             "Forbidden",
-            f'{kind.plural} "{name}" is forbidden: unable to create new content in namespace '
-            f"{namespace} because it is being terminated",
+            f'{kind.qualified_plural} "{name}" is forbidden: unable to create new content in '
+            f"namespace {namespace} because it is being terminated",
             name=name,
             kind=kind.plural,
             group=kind.group,
+            causes=[
+                errors.Cause(
+                    "NamespaceTerminating",
+                    f"namespace {namespace} is being terminated",
+                    "metadata.namespace",
+                )
+            ],
         )
 
 
@@ -367,8 +376,13 @@ def create(
     dry_run: bool = False,
     field_validation: str = "Strict",
     field_manager: str = "",
+    manage_fields: bool = True,
 ) -> WriteResult:
-    """Create an object. AlreadyExists on a taken name, NotFound for a missing namespace."""
+    """Create an object. AlreadyExists on a taken name, NotFound for a missing namespace.
+
+    ``manage_fields=False`` leaves metadata.managedFields as given (server-side apply has
+    already recorded the applier's ownership).
+    """
     _identify(kind, obj)
     meta = _metadata(obj)
     _fix_namespace(kind, meta, namespace)
@@ -384,7 +398,8 @@ def create(
         obj["status"] = {}
     kind.defaults(obj)
     warnings = admit(kind, obj, None, field_validation=field_validation)
-    _manage_fields(kind, None, obj, field_manager)
+    if manage_fields:
+        _manage_fields(kind, None, obj, field_manager)
     if kind.namespaced:
         _check_namespace(kind, namespace, str(meta["name"]))
     name = str(meta["name"])
@@ -452,13 +467,23 @@ def _prepare_update(kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
     return new
 
 
-def _manage_fields(kind: Kind, old: Obj | None, new: Obj, manager: str) -> None:
+def _manage_fields(
+    kind: Kind, old: Obj | None, new: Obj, manager: str, subresource: str = ""
+) -> None:
     """Record field ownership in metadata.managedFields for server-side apply."""
     try:
         from clusterapi.store.apply import record_update
     except ImportError:  # pragma: no cover - while apply support is being written
         return
-    result = record_update(old, new, manager or "unknown", api_version=kind.api_version, now=now())
+    result = record_update(
+        old,
+        new,
+        manager or "unknown",
+        api_version=kind.api_version,
+        now=now(),
+        subresource=subresource,
+        definition=kind.definition,
+    )
     # Only managedFields is taken over, into the same metadata dict: callers keep a reference
     # to it and stamp resourceVersion into it afterwards.
     managed = (result.get("metadata") or {}).get("managedFields")
@@ -479,6 +504,7 @@ def _write_update(
     field_validation: str,
     field_manager: str,
     precondition_rv: str | None,
+    manage_fields: bool = True,
 ) -> WriteResult:
     name = old["metadata"]["name"]
     if precondition_rv and precondition_rv != old["metadata"].get("resourceVersion"):
@@ -501,7 +527,8 @@ def _write_update(
         return WriteResult(old, changed=False, warnings=warnings)
     if _spec_part(kind, new) != _spec_part(kind, old):
         meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
-    _manage_fields(kind, old, new, field_manager)
+    if manage_fields:
+        _manage_fields(kind, old, new, field_manager, subresource)
     finished = bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
     if finished and kind.finalized(new):
         if dry_run:
@@ -569,6 +596,7 @@ def guaranteed_update(
     field_validation: str = "Strict",
     field_manager: str = "",
     create_missing: Callable[[], Obj] | None = None,
+    manage_fields: bool = True,
 ) -> WriteResult:
     """Read-modify-write (patches): ``mutate`` gets a copy of the current object.
 
@@ -589,6 +617,7 @@ def guaranteed_update(
                     dry_run=dry_run,
                     field_validation=field_validation,
                     field_manager=field_manager,
+                    manage_fields=manage_fields,
                 )
             except ApiError as exc:
                 if exc.reason == "AlreadyExists":
@@ -613,6 +642,7 @@ def guaranteed_update(
                 field_validation=field_validation,
                 field_manager=field_manager,
                 precondition_rv=precondition,
+                manage_fields=manage_fields,
             )
         except ApiError as exc:
             if (

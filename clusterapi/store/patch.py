@@ -28,8 +28,8 @@ Three patch formats exist (``kubectl patch --type``):
     package (``mergeMap``/``mergeSlice``/``normalizeElementOrder``); the element ordering of
     merged lists in particular matches it: items named by the patch come in the patch's order,
     items only on the server keep their relative place, and a new item goes before the
-    server-only items that follow it (so ``kubectl patch`` adding a container puts it first,
-    and a Service patched with a new port lists it after nothing it does not know about).
+    server-only items it meets (so ``kubectl patch`` adding a container, or a port to a
+    Service, lists the new item first, as the kubectl patch documentation shows).
     Where no schema is known (an unknown field, a free-form map) the merge falls back to
     merge-patch semantics: maps merge, lists are replaced. Directive keys never survive into
     the result.
@@ -41,9 +41,9 @@ server does, which is what makes ``kubectl`` retry those patches as merge patche
 ``SchemaNode`` is the schema navigation shared with ``clusterapi.store.apply``: it resolves
 ``$ref`` chains without losing the annotations that sit on the referring property node.
 
-Known gaps: error codes follow the brief rather than upstream where upstream answers 500 for
-an ill-formed strategic patch (a list element without its merge key, mixed element types);
-those are 400 here. ``$patch: merge`` is accepted (as the default merge) on maps and list
+Known gaps: upstream answers some ill-formed strategic patches (a list element without its
+merge key, mixed element types) with a plain 500; Berth answers 400 BadRequest, with the same
+message. ``$patch: merge`` is accepted (as the default merge) on maps and list
 elements, where upstream rejects it.
 """
 
@@ -55,7 +55,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import jsonpatch
-import jsonpointer
 
 from clusterapi.resources import schemas
 
@@ -377,7 +376,7 @@ def json_patch(obj: dict[str, Any], ops: list[Any]) -> dict[str, Any]:
             doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
         except jsonpatch.JsonPatchTestFailed:
             raise PatchError(422, f"testing value {op.get('path')} failed: test failed") from None
-        except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException) as exc:
+        except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException) as exc:
             raise PatchError(422, _json_patch_failure(op, exc)) from None
         except jsonpatch.InvalidJsonPatch as exc:
             kind = op.get("op")

@@ -1023,6 +1023,21 @@ def test_authorization_and_authentication_kinds() -> None:
     assert review["spec"] == {"token": "tok", "audiences": ["aud"]}
 
 
+def test_eviction_with_delete_options() -> None:
+    options = vfield(1, 0) + bfield(2, bfield(1, "uid-9")) + vfield(3, 0)
+    raw = bfield(1, bfield(1, "pod-a") + bfield(3, "default")) + bfield(2, options)
+    assert decode(envelope("policy/v1", "Eviction", raw)) == {
+        "kind": "Eviction",
+        "apiVersion": "policy/v1",
+        "metadata": {"name": "pod-a", "namespace": "default"},
+        "deleteOptions": {
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": "uid-9"},
+            "orphanDependents": False,
+        },
+    }
+
+
 def test_json_payload_inside_envelope() -> None:
     body = envelope("v1", "Namespace", b'{"metadata":{"name":"j"}}', "application/json")
     assert decode(body) == {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "j"}}
