@@ -16,7 +16,7 @@ import yaml
 from django.conf import settings
 
 from clusterapi import pki, store
-from clusterapi.api import authn
+from clusterapi.authn import tokens
 from clusterapi.resources import by_kind
 from clusterapi.store.errors import ApiError
 
@@ -84,7 +84,7 @@ def ensure_admin(server: str) -> Path:
         config["clusters"][0]["cluster"]["server"] = server
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
-    token = authn.create_token("admin", ADMIN_GROUPS, description="bootstrap admin")
+    token = tokens.create("admin", ADMIN_GROUPS, description="bootstrap admin")
     path.write_text(yaml.safe_dump(kubeconfig("admin", token, server), sort_keys=False))
     path.chmod(0o600)
     return path

@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from clusterapi import store
-from clusterapi.api import authn, negotiation, table
+from clusterapi.api import negotiation, table
 from clusterapi.api.requests import (
     Target,
     dry_run,
@@ -32,6 +32,7 @@ from clusterapi.api.requests import (
 )
 from clusterapi.api.selectors import format_label_selector
 from clusterapi.api.status import error_response, json_response, success_status
+from clusterapi.authn import User, chain
 from clusterapi.resources.registry import Kind
 from clusterapi.store import errors
 from clusterapi.store.errors import ApiError
@@ -51,11 +52,9 @@ def unauthorized() -> HttpResponse:
     return error_response(ApiError(401, "Unauthorized", "Unauthorized"))
 
 
-def authenticate(request: HttpRequest) -> authn.User | None:
-    token = authn.bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
-    if token is None:
-        return None
-    return authn.authenticate_token(token)
+def authenticate(request: HttpRequest) -> User | None:
+    """The request's user, through the one authenticator chain (``clusterapi.authn``)."""
+    return chain.authenticate(request)
 
 
 def _run_sync(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> HttpResponseBase:

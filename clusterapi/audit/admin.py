@@ -9,7 +9,7 @@ from clusterapi.audit.models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg,unused-ignore]
     list_display = ("timestamp", "user", "verb", "resource", "namespace", "name", "code")
     list_filter = ("verb", "code", "resource")
     search_fields = ("user", "name", "namespace", "request_uri")

@@ -8,7 +8,7 @@ import yaml
 from django.core.management.base import BaseCommand, CommandParser
 
 from clusterapi import bootstrap
-from clusterapi.api import authn
+from clusterapi.authn import tokens
 
 
 class Command(BaseCommand):
@@ -28,6 +28,6 @@ class Command(BaseCommand):
         groups: list[str] = options["group"]
         if user == "admin" and not groups:
             groups = list(bootstrap.ADMIN_GROUPS)
-        token = authn.create_token(user, groups, description="manage.py kubeconfig")
+        token = tokens.create(user, groups, description="manage.py kubeconfig")
         config = bootstrap.kubeconfig(user, token, options["server"])
         self.stdout.write(yaml.safe_dump(config, sort_keys=False), ending="")

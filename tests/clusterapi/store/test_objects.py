@@ -14,9 +14,7 @@ test needs it.
 from __future__ import annotations
 
 import re
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,24 +52,15 @@ def singletons() -> None:
 
 
 @pytest.fixture(autouse=True)
-def woken(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, str]]]:
-    """Controllers replaced by a recorder of (kind, namespace, name) wake-ups."""
+def woken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """The store's controller wake-ups, recorded (synchronously) instead of run."""
     calls: list[tuple[str, str, str]] = []
-    done = threading.Event()
 
-    def recorder_for(kind_name: str) -> controllers.Reconcile:
-        def reconcile(namespace: str, name: str) -> None:
-            calls.append((kind_name, namespace, name))
-            done.set()
+    def wake(kind: Kind, namespace: str, name: str) -> None:
+        calls.append((kind.kind, namespace, name))
 
-        return reconcile
-
-    monkeypatch.setattr(
-        controllers,
-        "CONTROLLERS",
-        {k: (recorder_for(k),) for k in ("Namespace", "ConfigMap", "Deployment")},
-    )
-    yield calls
+    monkeypatch.setattr(controllers, "wake", wake)
+    return calls
 
 
 @pytest.fixture
@@ -419,8 +408,9 @@ def test_no_new_finalizers_once_deletion_started(ns: str) -> None:
     with pytest.raises(ApiError) as refused:
         store.guaranteed_update(CONFIGMAP, ns, "closing", add_finalizer)
     assert refused.value.code == 422
-    assert "no new finalizers can be added if the object is being deleted" in (
-        refused.value.message
+    assert refused.value.message == (
+        'ConfigMap "closing" is invalid: metadata.finalizers: Forbidden: no new finalizers can '
+        'be added if the object is being deleted, found new finalizers []string{"example.com/late"}'
     )
     assert footprint() == before
 
@@ -560,14 +550,14 @@ def test_side_effects_run_on_commit_only(ns: str, woken: list[tuple[str, str, st
         raise RuntimeError("the caller's transaction fails after the write")
     assert not Resource.objects.filter(name="rolled-back").exists()
 
-    store.create(CONFIGMAP, configmap("committed"), namespace=ns)
-    deadline = threading.Event()
-    for _ in range(50):
-        if ("ConfigMap", ns, "committed") in woken:
-            break
-        deadline.wait(0.05)
-    assert ("ConfigMap", ns, "committed") in woken
-    assert ("ConfigMap", ns, "rolled-back") not in woken
+    assert woken == []
+
+    with transaction.atomic():
+        store.create(CONFIGMAP, configmap("committed"), namespace=ns)
+        # Inside the caller's transaction nothing is announced yet...
+        assert woken == []
+    # ... only once it commits.
+    assert woken == [("ConfigMap", ns, "committed")]
 
 
 # --- lists --------------------------------------------------------------------------------------
