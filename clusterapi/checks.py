@@ -37,7 +37,7 @@ def kind_registry(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
                     f"{kind.kind}: subresources {sorted(unknown)} have no handler", id="berth.E004"
                 )
             )
-        if kind.kind not in printers.COLUMNS:
+        if kind.kind not in printers.COLUMNS and not kind.review:
             problems.append(
                 checks.Warning(f"{kind.kind}: no printer columns; Name/Created At", id="berth.W001")
             )

@@ -146,6 +146,14 @@ def _paths(kind: Kind) -> Obj:
             **extra,
         }
 
+    if kind.review:
+        # Create-only kinds: one POST, nothing to read back.
+        return {
+            f"{scope}/{kind.plural}": {
+                "post": op("post", parameters=write_params, requestBody=body, responses=_ok(ref)),
+                "parameters": path_params[1:],
+            }
+        }
     name_path = f"{scope}/{kind.plural}/{{name}}"
     paths: Obj = {
         f"{scope}/{kind.plural}": {

@@ -60,8 +60,10 @@ def authenticate(request: HttpRequest) -> User | None:
 def _run_sync(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
     close_old_connections()
     try:
-        if authenticate(request) is None:
+        user = authenticate(request)
+        if user is None:
             return unauthorized()
+        request.berth_user = user  # type: ignore[attr-defined]
         return work()
     except ApiError as exc:
         return error_response(exc)
@@ -110,6 +112,8 @@ async def _dispatch(request: HttpRequest, group: str, version: str, rest: str) -
 
 def handle(request: HttpRequest, target: Target) -> HttpResponseBase:
     method = request.method or "GET"
+    if target.kind.review and not (method == "POST" and target.is_collection):
+        raise errors.method_not_allowed()
     if target.subresource:
         return _subresource(request, target, method)
     if target.is_collection:
@@ -203,6 +207,12 @@ def create(request: HttpRequest, target: Target) -> HttpResponse:
             f"<namespace>/{kind.plural})"
         )
     body = _body_object(request, kind)
+    if kind.review:
+        from django.utils.module_loading import import_string
+
+        body["apiVersion"], body["kind"] = kind.api_version, kind.kind
+        answer = import_string(kind.review)(request.berth_user, body, target.namespace)  # type: ignore[attr-defined]
+        return json_response(answer, status=201)
     result = store.create(kind, body, namespace=target.namespace, **_write_options(request))
     return json_response(result.obj, status=201, warnings=result.warnings)
 

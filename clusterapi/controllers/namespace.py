@@ -28,7 +28,7 @@ def reconcile(name: str) -> float | None:
         return None
     remaining = 0
     for content_kind in KINDS:
-        if content_kind.namespaced:
+        if content_kind.namespaced and not content_kind.review:
             store.delete_collection(content_kind, name)
             remaining += len(store.list_objects(content_kind, name).raw)
     if remaining:

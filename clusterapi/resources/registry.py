@@ -94,6 +94,9 @@ class Kind:
     finalized: Callable[[Obj], bool] = _always
     # Kinds whose create keeps the status the client sent (nodes register with theirs).
     keep_status_on_create: bool = False
+    # Create-only kinds answered on the spot and never stored (access reviews, TokenReview):
+    # the dotted path of ``handler(user, obj, namespace) -> obj``.
+    review: str = ""
     # The singular resource name, when it is not the lower-cased kind.
     singular: str = ""
     # How metadata.name is validated ("subdomain", "label", "dns1035", "path-segment", ...);

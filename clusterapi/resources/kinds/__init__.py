@@ -18,6 +18,7 @@ from clusterapi.resources.kinds import (
     job,
     lease,
     limitrange,
+    localsubjectaccessreview,
     namespace,
     node,
     persistentvolume,
@@ -29,10 +30,15 @@ from clusterapi.resources.kinds import (
     role,
     rolebinding,
     secret,
+    selfsubjectaccessreview,
+    selfsubjectreview,
+    selfsubjectrulesreview,
     service,
     serviceaccount,
     statefulset,
     storageclass,
+    subjectaccessreview,
+    tokenreview,
 )
 from clusterapi.resources.registry import Kind
 
@@ -67,4 +73,10 @@ KINDS: tuple[Kind, ...] = (
     clusterrolebinding.KIND,
     lease.KIND,
     endpointslice.KIND,
+    selfsubjectaccessreview.KIND,
+    selfsubjectrulesreview.KIND,
+    subjectaccessreview.KIND,
+    localsubjectaccessreview.KIND,
+    selfsubjectreview.KIND,
+    tokenreview.KIND,
 )

@@ -67,9 +67,7 @@ def ns(core: client.CoreV1Api) -> Iterator[str]:
             raise
 
 
-def status_line(
-    message: str, reason: str, code: int, details: dict[str, Any] | None = None
-) -> str:
+def status_line(message: str, reason: str, code: int, details: dict[str, Any] | None = None) -> str:
     """A failure ``Status`` as upstream encodes it: compact, upstream key order, newline."""
     body: dict[str, Any] = {
         "kind": "Status",
@@ -183,7 +181,9 @@ def test_pod_crud_and_delete_returns_the_pod(core: client.CoreV1Api, ns: str) ->
         ns,
         {
             "metadata": {"name": "dict-pod"},
-            "spec": {"containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80}]}]},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80}]}]
+            },
         },
     )
     # Defaulting as upstream: container ports get protocol TCP.
@@ -246,7 +246,9 @@ def test_deployment_crud_and_generation(apps: client.AppsV1Api, ns: str) -> None
 
     # A metadata-only change leaves generation alone.
     labelled = apps.patch_namespaced_deployment(
-        "shop", ns, {"metadata": {"labels": {"team": "a"}}},
+        "shop",
+        ns,
+        {"metadata": {"labels": {"team": "a"}}},
         _content_type="application/merge-patch+json",
     )
     assert labelled.metadata.generation == 1
@@ -681,4 +683,3 @@ def test_dynamic_client_server_side_apply_creates_then_is_idempotent(
     second = deployments.server_side_apply(body=body, namespace=ns, field_manager="python-client")
     assert first.metadata.generation == second.metadata.generation == 1
     assert first.metadata.resourceVersion == second.metadata.resourceVersion
-

@@ -6,9 +6,9 @@ compare-and-swap, the status subresource, finalizers and ``deletionTimestamp``, 
 lifecycle, rejected writes leaving no trace, list paging and change-log compaction.
 
 The tests run in real transactions (``transaction=True``) because the store's side effects
-(waking watches and controllers) happen on commit. Controllers are replaced by recorders:
-these are unit tests of the store, and the namespace controller is driven by hand where a
-test needs it.
+(waking watches and controllers) happen on commit. Controller wake-ups are recorded rather
+than run: these are unit tests of the store, and the namespace controller is driven by hand
+where a test needs it.
 """
 
 from __future__ import annotations
@@ -116,9 +116,7 @@ def test_create_stamps_identity_and_ignores_client_set_server_fields(ns: str) ->
     meta = created["metadata"]
     assert str(uuid.UUID(meta["uid"])) == meta["uid"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", meta["creationTimestamp"])
-    stamped = datetime.strptime(meta["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=UTC
-    )
+    stamped = datetime.strptime(meta["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert abs((datetime.now(UTC) - stamped).total_seconds()) < 5
     assert "deletionTimestamp" not in meta
     assert meta["generation"] == 1
@@ -166,7 +164,9 @@ def test_resource_versions_come_from_one_global_revision(ns: str) -> None:
     assert store.current_revision() == start + 3
     assert store.list_objects(CONFIGMAP, ns).resource_version == start + 3
     changes = list(
-        Change.objects.filter(revision__gt=start).order_by("revision").values_list("revision", "type")
+        Change.objects.filter(revision__gt=start)
+        .order_by("revision")
+        .values_list("revision", "type")
     )
     assert changes == [(start + 1, "ADDED"), (start + 2, "ADDED"), (start + 3, "MODIFIED")]
 
@@ -361,8 +361,9 @@ def test_object_with_finalizers_stays_until_the_last_is_removed(ns: str) -> None
     meta = marked.obj["metadata"]
     assert meta["deletionTimestamp"]
     assert meta["deletionGracePeriodSeconds"] == 0
-    assert store.get(CONFIGMAP, ns, "held")["metadata"]["deletionTimestamp"] == (
-        meta["deletionTimestamp"]
+    assert (
+        store.get(CONFIGMAP, ns, "held")["metadata"]["deletionTimestamp"]
+        == (meta["deletionTimestamp"])
     )
     last = Change.objects.order_by("-revision").first()
     assert last is not None and (last.type, last.name) == ("MODIFIED", "held")
@@ -438,9 +439,7 @@ def test_delete_preconditions(ns: str) -> None:
     with pytest.raises(ApiError):
         store.delete(CONFIGMAP, ns, "pre", precondition_rv="1")
     assert footprint() == before
-    assert store.delete(
-        CONFIGMAP, ns, "pre", precondition_uid=created["metadata"]["uid"]
-    ).deleted
+    assert store.delete(CONFIGMAP, ns, "pre", precondition_uid=created["metadata"]["uid"]).deleted
 
 
 # --- namespaces ---------------------------------------------------------------------------------
