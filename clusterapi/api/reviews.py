@@ -9,12 +9,13 @@ one authenticator chain (``clusterapi.authn``), as upstream's review REST storag
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clusterapi.authn import User, chain
 from clusterapi.core.errors import bad_request
-from clusterapi.rbac import authorizer
-from clusterapi.rbac.attributes import Attributes
+
+if TYPE_CHECKING:
+    from clusterapi.rbac.attributes import Attributes
 
 Obj = dict[str, Any]
 
@@ -29,6 +30,8 @@ def _user_info(user: User) -> Obj:
 
 
 def _attributes(user: User, spec: Obj) -> Attributes:
+    from clusterapi.rbac.attributes import Attributes
+
     resource = spec.get("resourceAttributes")
     non_resource = spec.get("nonResourceAttributes")
     if isinstance(resource, dict):
@@ -63,6 +66,8 @@ def _attributes(user: User, spec: Obj) -> Attributes:
 
 
 def _access_status(attrs: Attributes) -> Obj:
+    from clusterapi.rbac import authorizer
+
     decision = authorizer.authorize(attrs)
     status: Obj = {"allowed": decision.allowed}
     if decision.denied:
@@ -109,6 +114,8 @@ def subject_access_review(user: User, obj: Obj, namespace: str) -> Obj:
 
 
 def self_subject_rules_review(user: User, obj: Obj, namespace: str) -> Obj:
+    from clusterapi.rbac import authorizer
+
     spec = obj.get("spec") or {}
     review = authorizer.rules_for(user, str(spec.get("namespace", "")))
     obj["status"] = {

@@ -447,6 +447,8 @@ def _subresource(request: HttpRequest, target: Target, method: str) -> HttpRespo
         return _scale(request, target, method)
     elif sub == "binding" and method == "POST":
         return _bind(request, target)
+    elif sub == "token" and method == "POST":
+        return _token_request(request, target)
     raise errors.method_not_allowed()
 
 
@@ -528,6 +530,74 @@ def _scale(request: HttpRequest, target: Target, method: str) -> HttpResponse:
 
     result = store.guaranteed_update(kind, target.namespace, target.name, set_replicas, **options)
     return json_response(_scale_of(kind, result.obj))
+
+
+def _token_request(request: HttpRequest, target: Target) -> HttpResponse:
+    """TokenRequest (``kubectl create token``): a service-account JWT, optionally bound."""
+    from clusterapi.authn import serviceaccounts
+    from clusterapi.resources import by_kind
+
+    account = store.get(target.kind, target.namespace, target.name)
+    body = negotiation.decode_body(request, allow_empty=True) or {}
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body of the request must be a TokenRequest object")
+    spec = body.get("spec") or {}
+    expiration = int(spec.get("expirationSeconds") or serviceaccounts.DEFAULT_EXPIRATION)
+    if expiration < serviceaccounts.MIN_EXPIRATION:
+        raise errors.invalid(
+            target.kind,
+            target.name,
+            [
+                errors.Cause(
+                    "FieldValueInvalid",
+                    f"Invalid value: {expiration}: may not specify a duration less than 10 minutes",
+                    "spec.expirationSeconds",
+                )
+            ],
+        )
+    bound = None
+    ref = spec.get("boundObjectRef")
+    if isinstance(ref, dict) and ref.get("name"):
+        bound_kind = by_kind(str(ref.get("apiVersion") or "v1"), str(ref.get("kind", "")))
+        if bound_kind is None or bound_kind.kind not in ("Pod", "Secret"):
+            raise errors.bad_request(f"cannot bind token to object of kind {ref.get('kind')!r}")
+        bound = store.get(bound_kind, target.namespace, str(ref["name"]))
+        if ref.get("uid") and ref["uid"] != bound["metadata"]["uid"]:
+            raise errors.conflict(
+                bound_kind,
+                str(ref["name"]),
+                "the UID in the bound object reference does not match the object",
+            )
+    token, expires = serviceaccounts.issue(
+        target.namespace,
+        account,
+        audiences=list(spec.get("audiences") or []) or None,
+        expiration_seconds=expiration,
+        bound=bound,
+    )
+    from datetime import UTC, datetime
+
+    spec = {**spec, "expirationSeconds": expiration}
+    spec.setdefault("audiences", [serviceaccounts.issuer()])
+    return json_response(
+        {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {
+                "name": target.name,
+                "namespace": target.namespace,
+                "creationTimestamp": None,
+            },
+            "spec": spec,
+            "status": {
+                "token": token,
+                "expirationTimestamp": datetime.fromtimestamp(expires, UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                ),
+            },
+        },
+        status=201,
+    )
 
 
 def _bind(request: HttpRequest, target: Target) -> HttpResponse:

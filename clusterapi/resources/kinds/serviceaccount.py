@@ -11,5 +11,6 @@ KIND = Kind(
     plural="serviceaccounts",
     short_names=("sa",),
     has_status=False,
+    subresources=("token",),
     delete_returns_object=True,
 )
