@@ -511,16 +511,17 @@ def _scale(request: HttpRequest, target: Target, method: str) -> HttpResponse:
                 raise _patch_error(exc, kind, obj) from exc
         replicas = (wanted.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise errors.invalid(
-                kind,
-                obj["metadata"]["name"],
-                [
-                    errors.Cause(
-                        "FieldValueInvalid",
-                        f"Invalid value: {replicas}: must be greater than or equal to 0",
-                        "spec.replicas",
-                    )
-                ],
+            # Upstream validates the Scale itself, so the error names Scale.autoscaling.
+            name = obj["metadata"]["name"]
+            detail = f"Invalid value: {replicas}: must be greater than or equal to 0"
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Scale.autoscaling "{name}" is invalid: spec.replicas: {detail}',
+                name=name,
+                group="autoscaling",
+                kind="Scale",
+                causes=[errors.Cause("FieldValueInvalid", detail, "spec.replicas")],
             )
         wanted_rv = (wanted.get("metadata") or {}).get("resourceVersion")
         obj.setdefault("spec", {})["replicas"] = replicas

@@ -3,6 +3,8 @@
 Start rules, as upstream: with no ``resourceVersion`` (or ``"0"``) the stream opens with a
 synthetic ADDED for every current object; with ``resourceVersion=N`` it replays the change
 log after N, or answers one ERROR event with 410 Expired when N has been compacted away.
+``sendInitialEvents=true`` (a streaming list) sends the current state whatever N is, then a
+BOOKMARK annotated ``k8s.io/initial-events-end``.
 Selectors apply to events: an object that starts matching arrives as ADDED, one that stops
 matching as DELETED. The stream ends at ``timeoutSeconds`` (default: a random 30-60 minutes,
 as upstream, so ``kubectl get -w`` stays attached), and sends BOOKMARKs only when asked.
@@ -73,6 +75,11 @@ async def watch(request: HttpRequest, target: Target) -> HttpResponse | Streamin
         timeout = query_int(query, "timeoutSeconds")
         rv_param = query.get("resourceVersion", "")
         start_rv = int(rv_param) if rv_param not in ("", "0") else None
+        # Streaming lists (client-go's WatchList, on by default since kubectl 1.35 for
+        # `delete`, `wait` and `rollout status`): "true" sends the current state as ADDED
+        # whatever resourceVersion says, then a bookmark marking the end of it; "false" with
+        # no resourceVersion starts from now without the synthetic ADDED events.
+        send_initial = query.get("sendInitialEvents", "").lower()
     except ValueError:
         return error_response(errors.bad_request(f"invalid resourceVersion: {rv_param!r}"))
     except ApiError as exc:
@@ -88,7 +95,7 @@ async def watch(request: HttpRequest, target: Target) -> HttpResponse | Streamin
         initial: list[bytes] = []
         seen: dict[tuple[str, str], int] = {}
         history: list[feed.Event] = []
-        if start_rv is None:
+        if send_initial == "true" or (start_rv is None and send_initial != "false"):
             listed = await to_thread(store.list_objects, thread_sensitive=False)(
                 target.kind, target.namespace or None, match=match
             )
@@ -96,7 +103,12 @@ async def watch(request: HttpRequest, target: Target) -> HttpResponse | Streamin
                 meta = obj["metadata"]
                 seen[(meta.get("namespace", ""), meta["name"])] = int(meta["resourceVersion"])
                 initial.append(_line("ADDED", obj, target, request, as_table))
+            if send_initial == "true":
+                # client-go waits for this marker before it treats the list as synced.
+                initial.append(_bookmark(target, listed.resource_version, initial_events_end=True))
             last_rv = max(listed.resource_version, sub.start)
+        elif start_rv is None:
+            last_rv = sub.start
         else:
             history = await to_thread(_history, thread_sensitive=False)(target, start_rv, sub.start)
             # Checked after reading the history, so a compaction racing with that read cannot
@@ -205,7 +217,10 @@ def _event_line(
     return b'{"type":"' + kind_.encode() + b'","object":' + event.data.encode() + b"}\n"
 
 
-def _bookmark(target: Target, revision: int) -> bytes:
+def _bookmark(target: Target, revision: int, *, initial_events_end: bool = False) -> bytes:
+    metadata: Obj = {"resourceVersion": str(revision)}
+    if initial_events_end:
+        metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
     return (
         orjson.dumps(
             {
@@ -213,7 +228,7 @@ def _bookmark(target: Target, revision: int) -> bytes:
                 "object": {
                     "kind": target.kind.kind,
                     "apiVersion": target.kind.api_version,
-                    "metadata": {"resourceVersion": str(revision)},
+                    "metadata": metadata,
                 },
             }
         )

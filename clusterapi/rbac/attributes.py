@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from clusterapi.api.authn import User
 from clusterapi.api.selectors import FieldSelector, LabelSelector, SelectorError
+from clusterapi.authn import User
 
 _API_PREFIXES = frozenset({"api", "apis"})
 _GROUPLESS_PREFIXES = frozenset({"api"})
@@ -179,10 +179,7 @@ def from_request(method: str, path: str, query: Mapping[str, str], user: User) -
 
     if not name and verb == "get":
         fields = _list_options_decode(query)
-        if "watch" in query and _watch_requested(query["watch"]):
-            verb = "watch"
-        else:
-            verb = "list"
+        verb = "watch" if "watch" in query and _watch_requested(query["watch"]) else "list"
         pinned = fields.requires_exact_match("metadata.name") if fields is not None else None
         if pinned is not None and _valid_path_segment(pinned):
             name = pinned

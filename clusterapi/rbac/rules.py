@@ -80,16 +80,15 @@ class Rule:
 
     def to_json(self) -> dict[str, list[str]]:
         """The JSON form, in the field order the API serves (empty optional lists omitted)."""
-        out: dict[str, list[str]] = {}
+        out: dict[str, list[str]] = {"verbs": list(self.verbs)}
         if self.api_groups:
             out["apiGroups"] = list(self.api_groups)
-        if self.non_resource_urls:
-            out["nonResourceURLs"] = list(self.non_resource_urls)
-        if self.resource_names:
-            out["resourceNames"] = list(self.resource_names)
         if self.resources:
             out["resources"] = list(self.resources)
-        out["verbs"] = list(self.verbs)
+        if self.resource_names:
+            out["resourceNames"] = list(self.resource_names)
+        if self.non_resource_urls:
+            out["nonResourceURLs"] = list(self.non_resource_urls)
         return out
 
 
@@ -118,7 +117,7 @@ def resource_matches(rule: Rule, combined: str, subresource: str) -> bool:
     literally named ``*``: only a leading ``*/`` is a wildcard.
     """
     for candidate in rule.resources:
-        if candidate == RESOURCE_ALL or candidate == combined:
+        if candidate in (RESOURCE_ALL, combined):
             return True
         if (
             subresource
@@ -138,7 +137,7 @@ def resource_name_matches(rule: Rule, name: str) -> bool:
 def non_resource_url_matches(rule: Rule, path: str) -> bool:
     """``*``, the exact path, or a prefix given by a trailing ``*`` (``/healthz/*``)."""
     for candidate in rule.non_resource_urls:
-        if candidate == NON_RESOURCE_ALL or candidate == path:
+        if candidate in (NON_RESOURCE_ALL, path):
             return True
         # Go's TrimRight removes every trailing "*", so "/a**" is the prefix "/a" too.
         if candidate.endswith("*") and path.startswith(candidate.rstrip("*")):
@@ -257,7 +256,9 @@ def compact_rules(rules: Iterable[Rule]) -> list[Rule]:
             simple.setdefault((rule.api_groups[0], rule.resources[0]), []).extend(rule.verbs)
         else:
             out.append(rule)
-    out.extend(Rule(tuple(verbs), (group,), (resource,)) for (group, resource), verbs in simple.items())
+    out.extend(
+        Rule(tuple(verbs), (group,), (resource,)) for (group, resource), verbs in simple.items()
+    )
     return out
 
 

@@ -7,6 +7,14 @@ from clusterapi.resources.registry import Kind, Obj
 
 
 def _defaults(obj: Obj) -> None:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and meta.get("name"):
+        # Upstream labels every namespace with its own name (always overwritten), so that
+        # network policies and selectors can pick namespaces by name.
+        labels = meta.get("labels")
+        if not isinstance(labels, dict):
+            labels = meta["labels"] = {}
+        labels["kubernetes.io/metadata.name"] = str(meta["name"])
     spec = defaults.spec_of(obj)
     if "finalizers" not in spec:
         spec["finalizers"] = ["kubernetes"]

@@ -374,32 +374,34 @@ def test_label_and_field_selectors(core: client.CoreV1Api, ns: str) -> None:
 # --- watch --------------------------------------------------------------------------------------
 
 
-def _change_configmaps_later(core: client.CoreV1Api, ns: str, name: str) -> threading.Thread:
-    """From another thread: create, modify and delete one ConfigMap."""
-
-    def run() -> None:
-        time.sleep(0.3)
-        core.create_namespaced_config_map(
-            ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data={"v": "1"})
-        )
-        core.patch_namespaced_config_map(name, ns, {"data": {"v": "2"}})
-        core.delete_namespaced_config_map(name, ns)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+def _create_modify_delete(core: client.CoreV1Api, ns: str, name: str) -> None:
+    """Create, modify and delete one ConfigMap: the three event types of a watch."""
+    core.create_namespaced_config_map(
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data={"v": "1"})
+    )
+    core.patch_namespaced_config_map(name, ns, {"data": {"v": "2"}})
+    core.delete_namespaced_config_map(name, ns)
 
 
 def test_watch_receives_added_modified_deleted(core: client.CoreV1Api, ns: str) -> None:
-    changer = _change_configmaps_later(core, ns, "watched")
+    # The watch opens with a synthetic ADDED for this object; the changes start only once it
+    # has arrived, so they are certainly live events rather than part of the initial state.
+    core.create_namespaced_config_map(
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="sentinel"))
+    )
+    changer = threading.Thread(
+        target=_create_modify_delete, args=(core, ns, "watched"), daemon=True
+    )
     events: list[tuple[str, str, dict[str, str] | None]] = []
     w = watch.Watch()
     started = time.monotonic()
     for event in w.stream(core.list_namespaced_config_map, ns, timeout_seconds=10):
         obj = event["object"]
+        assert isinstance(obj, client.V1ConfigMap)
+        if obj.metadata.name == "sentinel" and changer.ident is None:
+            changer.start()
         if obj.metadata.name != "watched":
             continue
-        assert isinstance(obj, client.V1ConfigMap)
         events.append((event["type"], obj.metadata.resource_version, obj.data))
         if event["type"] == "DELETED":
             w.stop()
@@ -435,8 +437,7 @@ def test_watch_starts_with_existing_objects_and_ends_at_timeout(
 
 def test_watch_replays_from_a_resource_version(core: client.CoreV1Api, ns: str) -> None:
     listed = core.list_namespaced_config_map(ns)
-    changer = _change_configmaps_later(core, ns, "replayed")
-    changer.join(10)
+    _create_modify_delete(core, ns, "replayed")
     # Every change happened before the watch connected: it is replayed from the change log.
     seen = [
         (e["type"], e["object"].metadata.name)
@@ -623,6 +624,21 @@ def test_deployment_scale_subresource(apps: client.AppsV1Api, ns: str) -> None:
     with pytest.raises(ApiException) as negative:
         apps.patch_namespaced_deployment_scale("scaled", ns, {"spec": {"replicas": -1}})
     assert negative.value.status == 422
+    detail = "Invalid value: -1: must be greater than or equal to 0"
+    assert negative.value.body == status_line(
+        f'Scale.autoscaling "scaled" is invalid: spec.replicas: {detail}',
+        "Invalid",
+        422,
+        {
+            "name": "scaled",
+            "group": "autoscaling",
+            "kind": "Scale",
+            "causes": [
+                {"reason": "FieldValueInvalid", "message": detail, "field": "spec.replicas"}
+            ],
+        },
+    )
+    assert apps.read_namespaced_deployment("scaled", ns).spec.replicas == 5
 
 
 def test_discovery_with_trailing_slashes(k8s_client: client.ApiClient) -> None:

@@ -9,6 +9,7 @@ each with its own revision. Run on SQLite and on PostgreSQL (``DATABASE_URL``).
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 from collections import Counter
@@ -24,7 +25,7 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.e2e
 
 CAS_CLIENTS = 8
-INCREMENTS_PER_CLIENT = 25
+INCREMENTS_PER_CLIENT = 20
 CREATE_CLIENTS = 16
 CREATES_PER_CLIENT = 10
 NAMESPACE = "load"
@@ -109,12 +110,25 @@ def test_compare_and_swap_loses_no_update(new_client: Callable[[], httpx.Client]
     assert final["data"]["n"] == str(CAS_CLIENTS * INCREMENTS_PER_CLIENT)
     for index in range(CAS_CLIENTS):
         assert final["data"][f"c{index}"] == str(INCREMENTS_PER_CLIENT)
-    # One revision per successful write, no more: lost races wrote nothing.
-    assert (
-        int(final["metadata"]["resourceVersion"])
-        - int(created.json()["metadata"]["resourceVersion"])
-        >= CAS_CLIENTS * INCREMENTS_PER_CLIENT
-    )
+    # The change log holds one write per successful PUT and none for a lost race, and each
+    # write moved the counter on by exactly one from the state before it.
+    history = []
+    with setup.stream(
+        "GET",
+        CONFIGMAPS,
+        params={
+            "watch": "true",
+            "resourceVersion": created.json()["metadata"]["resourceVersion"],
+            "fieldSelector": "metadata.name=counter",
+            "timeoutSeconds": "2",
+        },
+    ) as stream:
+        for line in stream.iter_lines():
+            if line:
+                event = json.loads(line)
+                history.append((event["type"], int(event["object"]["data"]["n"])))
+    total = CAS_CLIENTS * INCREMENTS_PER_CLIENT
+    assert history == [("MODIFIED", n) for n in range(1, total + 1)]
 
 
 def test_parallel_creates_all_succeed(new_client: Callable[[], httpx.Client]) -> None:
