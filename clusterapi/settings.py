@@ -8,6 +8,7 @@ fresh machine with SQLite and no broker server:
 - ``BERTH_SECRET_KEY``: Django's secret key; generated into the data directory when unset.
 - ``BERTH_DEBUG``: ``1`` for development error pages.
 - ``BERTH_CHANGELOG_RETENTION``: how many revisions the change log keeps for watches.
+- ``BERTH_COMPACTION_INTERVAL``: seconds between change-log compactions (0: only on demand).
 """
 
 from __future__ import annotations
@@ -127,5 +128,8 @@ LOGGING = {
 # How many change-log revisions are kept for watches to resume from; older ones answer
 # 410 Gone (reason Expired), as etcd compaction does upstream.
 BERTH_CHANGELOG_RETENTION = int(os.environ.get("BERTH_CHANGELOG_RETENTION", "100000"))
+# How often ``up`` compacts the change log to that retention, like kube-apiserver's
+# --etcd-compaction-interval; 0 leaves compaction to ``manage.py compact``.
+BERTH_COMPACTION_INTERVAL = float(os.environ.get("BERTH_COMPACTION_INTERVAL", "60"))
 # The Kubernetes version Berth reports and whose schemas it serves.
 BERTH_KUBERNETES_VERSION = "1.37.0"

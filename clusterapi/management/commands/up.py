@@ -7,6 +7,7 @@ issues add the Celery worker and beat, DNS and a local node agent here.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -15,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -67,16 +70,25 @@ class Command(BaseCommand):
 
 
 def _start_compactor() -> None:
-    """Trim the change log once a minute, keeping BERTH_CHANGELOG_RETENTION revisions."""
+    """Trim the change log every BERTH_COMPACTION_INTERVAL seconds (default a minute),
+    keeping BERTH_CHANGELOG_RETENTION revisions; an interval of 0 turns this off."""
     from django.db import close_old_connections
 
     from clusterapi import store
 
+    interval = settings.BERTH_COMPACTION_INTERVAL
+    if interval <= 0:
+        return
+
     def loop() -> None:
         while True:
-            time.sleep(60)
+            time.sleep(interval)
             try:
                 store.compact(settings.BERTH_CHANGELOG_RETENTION)
+            except Exception:
+                # A failed round (say, the database briefly unreachable) must not end the
+                # thread: the next round catches up.
+                logger.exception("change-log compaction failed")
             finally:
                 close_old_connections()
 
