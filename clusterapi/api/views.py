@@ -509,7 +509,9 @@ def _scale(request: HttpRequest, target: Target, method: str) -> HttpResponse:
                 )
             except patching.PatchError as exc:
                 raise _patch_error(exc, kind, obj) from exc
-        replicas = (wanted.get("spec") or {}).get("replicas")
+        # ScaleSpec.replicas is omitempty: clients send ``"spec":{}`` to scale to zero
+        # (``kubectl scale --replicas=0 --current-replicas=N`` PUTs exactly that).
+        replicas = (wanted.get("spec") or {}).get("replicas", 0)
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             # Upstream validates the Scale itself, so the error names Scale.autoscaling.
             name = obj["metadata"]["name"]

@@ -389,8 +389,11 @@ def create(
     namespace = str(meta.get("namespace", ""))
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = _generate_name(str(meta["generateName"]))
-    for key in (*_SERVER_FIELDS, "resourceVersion", "selfLink", "generation", "managedFields"):
+    for key in (*_SERVER_FIELDS, "resourceVersion", "selfLink", "generation"):
         meta.pop(key, None)
+    if manage_fields:
+        # Recomputed below; with manage_fields=False the caller's entries are the record.
+        meta.pop("managedFields", None)
     meta["uid"] = str(uuid.uuid4())
     meta["creationTimestamp"] = now()
     meta["generation"] = 1

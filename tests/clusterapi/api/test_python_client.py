@@ -684,8 +684,8 @@ def test_dynamic_client_server_side_apply_creates_then_is_idempotent(
     created = configmaps.server_side_apply(body=manifest, field_manager="python-client")
     assert created.metadata.name == "applied"
     assert created.data.key == "value"
-    managers = [m.manager for m in created.metadata.managedFields]
-    assert managers == ["python-client"]
+    managers = [(m.manager, m.operation) for m in created.metadata.managedFields]
+    assert managers == [("python-client", "Apply")]
 
     again = configmaps.server_side_apply(body=manifest, field_manager="python-client")
     assert again.metadata.resourceVersion == created.metadata.resourceVersion
