@@ -14,3 +14,9 @@ Life of an API request
 5. ``clusterapi.core.watch`` tails the change log and fans events out to watch streams; later,
    controllers are woken the same way.
 """
+
+# The Celery app is created with the project so every process (API server, worker, shell)
+# sends tasks to the configured broker, not to Celery's built-in default.
+from clusterapi.celery import app as celery_app
+
+__all__ = ["celery_app"]

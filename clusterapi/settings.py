@@ -87,7 +87,11 @@ ASGI_APPLICATION = "clusterapi.asgi.application"
 
 def _database() -> dict[str, object]:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'berth.sqlite3'}"
-    config: dict[str, object] = dict(dj_database_url.parse(url, conn_max_age=0))
+    # Connections are kept per thread: the API serves from a thread pool, and opening a
+    # PostgreSQL connection per request would double the cost of a GET.
+    config: dict[str, object] = dict(
+        dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
+    )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets readers run beside the single writer; IMMEDIATE transactions take the write
         # lock up front so two writers queue on busy_timeout instead of failing with
@@ -122,7 +126,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("BERTH_LOG_LEVEL", "WARNING")},
+    "root": {
+        "handlers": ["console"],
+        "level": os.environ.get("BERTH_LOG_LEVEL", "WARNING").upper(),
+    },
 }
 
 # How many change-log revisions are kept for watches to resume from; older ones answer
@@ -133,3 +140,53 @@ BERTH_CHANGELOG_RETENTION = int(os.environ.get("BERTH_CHANGELOG_RETENTION", "100
 BERTH_COMPACTION_INTERVAL = float(os.environ.get("BERTH_COMPACTION_INTERVAL", "60"))
 # The Kubernetes version Berth reports and whose schemas it serves.
 BERTH_KUBERNETES_VERSION = "1.37.0"
+
+
+# --- Celery: the control loops ----------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 300}
+else:
+    # A broker that needs no server: messages are files in the data directory, shared by the
+    # API server, the worker and beat that ``manage.py up`` starts.
+    _queue_dir = DATA_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir / "queue"),
+        "data_folder_out": str(_queue_dir / "queue"),
+        "processed_folder": str(_queue_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BEAT_SCHEDULE = {
+    "resync": {
+        "task": "berth.resync",
+        "schedule": float(os.environ.get("BERTH_RESYNC_SECONDS", "30")),
+        # A resync that could not start before the next one is due is useless.
+        "options": {"expires": float(os.environ.get("BERTH_RESYNC_SECONDS", "30"))},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Whether committed writes enqueue reconciles (off in unit tests, which call reconcile).
+BERTH_CONTROLLERS_ENABLED = os.environ.get("BERTH_CONTROLLERS", "1") == "1"
+
+# The cache holds the controllers' pending-task marks (shared by API servers and workers).
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    )
+}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.live import Kubectl, LiveServer
+
+# Unit tests call reconcile functions directly; committed writes enqueue nothing.
+os.environ.setdefault("BERTH_CONTROLLERS", "0")
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,8 @@ class LiveServer:
     def start(self) -> LiveServer:
         env = dict(os.environ)
         env["BERTH_DATA_DIR"] = str(self.data_dir)
+        # The unit-test process turns the loops off; a live server runs them.
+        env["BERTH_CONTROLLERS"] = "1"
         base = os.environ.get("DATABASE_URL", "")
         if base.startswith("postgres"):
             env["DATABASE_URL"], self._pg_database = _postgres_database(base)

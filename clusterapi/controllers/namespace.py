@@ -8,13 +8,14 @@ finalizer, and the store then removes the namespace.
 from __future__ import annotations
 
 from clusterapi import store
+from clusterapi.controllers.base import Controller, namespace_of
 from clusterapi.resources import KINDS, by_kind
 from clusterapi.store.errors import ApiError
 
 FINALIZER = "kubernetes"
 
 
-def reconcile(name: str) -> float | None:
+def reconcile(_namespace: str, name: str) -> float | None:
     """Converge one namespace; returns a retry delay while objects remain."""
     kind = by_kind("v1", "Namespace")
     assert kind is not None
@@ -45,3 +46,12 @@ def reconcile(name: str) -> float | None:
         if exc.reason != "NotFound":
             raise
     return None
+
+
+CONTROLLER = Controller(
+    name="namespace",
+    kind="Namespace",
+    reconcile=reconcile,
+    # A deleted object may be the last thing a Terminating namespace was waiting for.
+    watches={"Pod": namespace_of},
+)

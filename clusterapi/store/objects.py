@@ -128,10 +128,11 @@ def _after_commit(kind: Kind, obj: Obj) -> None:
     transaction.on_commit(watch.notify)
     from clusterapi import controllers
 
-    meta = obj.get("metadata") or {}
-    transaction.on_commit(
-        lambda: controllers.wake(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
-    )
+    if kind.group == "rbac.authorization.k8s.io":
+        from clusterapi.rbac import authorizer
+
+        transaction.on_commit(authorizer.invalidate)
+    transaction.on_commit(lambda: controllers.wake(kind, obj))
 
 
 def _record(kind: Kind, obj: Obj, change: str, revision: int, previous: str = "") -> str:

@@ -2,15 +2,19 @@
 
 Migrates the database, bootstraps the instance (namespaces, admin credential, certificates)
 and serves the API, dashboard and admin site over HTTPS with uvicorn until Ctrl-C. Later
-issues add the Celery worker and beat, DNS and a local node agent here.
+issues add DNS and a local node agent here. The Celery worker and beat (the control loops)
+run as child processes and stop with the server.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -66,7 +70,56 @@ class Command(BaseCommand):
             lifespan="off",
             timeout_graceful_shutdown=2,
         )
-        uvicorn.Server(config).run()
+        loops = _start_loops()
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            _stop(loops)
+
+
+def _start_loops() -> list[subprocess.Popen[bytes]]:
+    """The Celery worker and beat that run the control loops, as child processes."""
+    celery = [sys.executable, "-m", "celery", "-A", "clusterapi"]
+    level = os.environ.get("BERTH_LOG_LEVEL", "warning").lower()
+    worker = subprocess.Popen(
+        [
+            *celery,
+            "worker",
+            "--loglevel",
+            level,
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"berth-{os.getpid()}@%h",
+        ],
+    )
+    beat = subprocess.Popen(
+        [
+            *celery,
+            "beat",
+            "--loglevel",
+            level,
+            "--schedule",
+            str(Path(settings.DATA_DIR) / "celerybeat-schedule"),
+        ],
+    )
+    return [worker, beat]
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _start_compactor() -> None:

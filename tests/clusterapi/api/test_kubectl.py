@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,14 @@ Obj = dict[str, Any]
 # The kinds whose objects are stored and read back (the access and token reviews are
 # create-only: they answer a question and keep nothing).
 STORED_KINDS = tuple(k for k in KINDS if "get" in k.verbs)
+# The output formats every kind is read back in, as ``kubectl get`` arguments.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "table": (),
+    "wide": ("-o", "wide"),
+    "yaml": ("-o", "yaml"),
+    "json": ("-o", "json"),
+    "name": ("-o", "name"),
+}
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -590,10 +599,19 @@ def test_get_prints_every_kind_as_table_wide_yaml_json_and_name(
     name = sample["metadata"]["name"]
     where = ["-n", sample["metadata"]["namespace"]] if kind.namespaced else []
     target = [resource_arg(kind), name, *where]
+    # The five reads are independent: run them side by side to keep the module fast.
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        outputs = dict(
+            zip(
+                FORMATS,
+                pool.map(lambda fmt: kubectl("get", *target, *fmt), FORMATS.values()),
+                strict=True,
+            )
+        )
 
-    default = kubectl("get", *target).splitlines()
+    default = outputs["table"].splitlines()
     assert len(default) == 2, default
-    wide = kubectl("get", *target, "-o", "wide").splitlines()
+    wide = outputs["wide"].splitlines()
     assert len(wide) == 2, wide
     # Wide adds the priority-1 columns to the default ones; the object's row is there.
     assert set(default[0].split()) <= set(wide[0].split())
@@ -602,10 +620,7 @@ def test_get_prints_every_kind_as_table_wide_yaml_json_and_name(
         assert default[0].split()[0] == "NAME"
         assert default[1].split()[0] == name
 
-    for document in (
-        yaml.safe_load(kubectl("get", *target, "-o", "yaml")),
-        json.loads(kubectl("get", *target, "-o", "json")),
-    ):
+    for document in (yaml.safe_load(outputs["yaml"]), json.loads(outputs["json"])):
         assert document["apiVersion"] == kind.api_version
         assert document["kind"] == kind.kind
         meta = document["metadata"]
@@ -614,7 +629,7 @@ def test_get_prints_every_kind_as_table_wide_yaml_json_and_name(
         assert int(meta["resourceVersion"]) > 0
         assert ("namespace" in meta) == kind.namespaced
 
-    assert kubectl("get", *target, "-o", "name").strip() == name_output(kind, name)
+    assert outputs["name"].strip() == name_output(kind, name)
 
 
 def test_get_without_a_name_lists_the_kind_and_shows_the_wide_pod_columns(
@@ -719,10 +734,11 @@ def test_get_with_field_selectors_on_phase_name_and_event_object(
         "-n",
         ns,
         "--field-selector",
-        "involvedObject.name=sample-pod",
+        "involvedObject.name=sample-pod,involvedObject.kind=Pod,reason=Sampled",
         "-o",
         "name",
     )
+    # (describe's test adds another event for the pod, with another reason.)
     assert names(events) == ["event/sample-event"]
     none = kubectl.run(
         "get", "events", "-n", ns, "--field-selector", "involvedObject.name=nobody", "-o", "name"

@@ -25,7 +25,7 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.e2e
 
 CAS_CLIENTS = 8
-INCREMENTS_PER_CLIENT = 20
+INCREMENTS_PER_CLIENT = 12
 CREATE_CLIENTS = 16
 CREATES_PER_CLIENT = 10
 NAMESPACE = "load"

@@ -6,9 +6,9 @@ compare-and-swap, the status subresource, finalizers and ``deletionTimestamp``, 
 lifecycle, rejected writes leaving no trace, list paging and change-log compaction.
 
 The tests run in real transactions (``transaction=True``) because the store's side effects
-(waking watches and controllers) happen on commit. Controller wake-ups are recorded rather
-than run: these are unit tests of the store, and the namespace controller is driven by hand
-where a test needs it.
+(waking watches and controllers) happen on commit. Controller wake-ups are dropped: these are
+unit tests of the store, and a test that needs a controller's effect makes the same store call
+the controller would.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 from django.db import transaction
 
 from clusterapi import controllers, store
+from clusterapi.core import watch
 from clusterapi.core.models import Change, Compaction, Resource, Revision
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
@@ -52,14 +53,20 @@ def singletons() -> None:
 
 
 @pytest.fixture(autouse=True)
-def woken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
-    """The store's controller wake-ups, recorded (synchronously) instead of run."""
-    calls: list[tuple[str, str, str]] = []
+def quiet_controllers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Controllers are not under test here: their wake-ups are dropped."""
 
-    def wake(kind: Kind, namespace: str, name: str) -> None:
-        calls.append((kind.kind, namespace, name))
+    def wake(*args: object) -> None:
+        return None
 
     monkeypatch.setattr(controllers, "wake", wake)
+
+
+@pytest.fixture(autouse=True)
+def notified(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times the store announced a commit to the watch feed (one entry per call)."""
+    calls: list[int] = []
+    monkeypatch.setattr(watch, "notify", lambda: calls.append(1))
     return calls
 
 
@@ -172,11 +179,11 @@ def test_resource_versions_come_from_one_global_revision(ns: str) -> None:
 
 
 def test_no_op_write_keeps_resource_version_and_writes_nothing(
-    ns: str, woken: list[tuple[str, str, str]]
+    ns: str, notified: list[int]
 ) -> None:
     created = store.create(CONFIGMAP, configmap("same", {"k": "v"}), namespace=ns).obj
     before = footprint()
-    woken.clear()
+    notified.clear()
     result = store.update(CONFIGMAP, ns, "same", configmap("same", {"k": "v"}))
     assert result.changed is False
     assert result.obj == created
@@ -184,7 +191,8 @@ def test_no_op_write_keeps_resource_version_and_writes_nothing(
     assert patched.changed is False
     assert rv(patched.obj) == rv(created)
     assert footprint() == before
-    assert woken == []
+    # Nothing committed, so watchers are not woken either.
+    assert notified == []
 
 
 def test_generation_counts_spec_changes_only(ns: str) -> None:
@@ -456,8 +464,6 @@ def test_create_needs_an_existing_namespace() -> None:
 
 
 def test_create_in_a_terminating_namespace_is_forbidden(ns: str) -> None:
-    from clusterapi.controllers import namespace as namespace_controller
-
     store.create(CONFIGMAP, configmap("inside"), namespace=ns)
     terminating = store.delete(NAMESPACE, "", ns)
     assert terminating.deleted is False
@@ -485,12 +491,16 @@ def test_create_in_a_terminating_namespace_is_forbidden(ns: str) -> None:
     }
     assert footprint() == before
 
-    # The namespace controller empties it, then the namespace goes.
-    assert namespace_controller.reconcile(ns) is None
-    with pytest.raises(ApiError):
+    # Once its finalizers are gone (the namespace controller's last step, after emptying it)
+    # the namespace itself goes.
+    def finalize(obj: Obj) -> Obj:
+        obj["spec"]["finalizers"] = []
+        return obj
+
+    assert store.guaranteed_update(NAMESPACE, "", ns, finalize, subresource="finalize").deleted
+    with pytest.raises(ApiError) as gone:
         store.get(NAMESPACE, "", ns)
-    with pytest.raises(ApiError):
-        store.get(CONFIGMAP, ns, "inside")
+    assert gone.value.code == 404
 
 
 # --- rejected writes and side effects -----------------------------------------------------------
@@ -542,21 +552,20 @@ def test_dry_run_writes_nothing(ns: str) -> None:
     assert footprint() == before
 
 
-def test_side_effects_run_on_commit_only(ns: str, woken: list[tuple[str, str, str]]) -> None:
-    woken.clear()
+def test_side_effects_run_on_commit_only(ns: str, notified: list[int]) -> None:
+    notified.clear()
     with pytest.raises(RuntimeError), transaction.atomic():
         store.create(CONFIGMAP, configmap("rolled-back"), namespace=ns)
         raise RuntimeError("the caller's transaction fails after the write")
     assert not Resource.objects.filter(name="rolled-back").exists()
-
-    assert woken == []
+    assert notified == []
 
     with transaction.atomic():
         store.create(CONFIGMAP, configmap("committed"), namespace=ns)
         # Inside the caller's transaction nothing is announced yet...
-        assert woken == []
+        assert notified == []
     # ... only once it commits.
-    assert woken == [("ConfigMap", ns, "committed")]
+    assert notified == [1]
 
 
 # --- lists --------------------------------------------------------------------------------------

@@ -1,0 +1,21 @@
+"""The Celery application that runs Berth's control loops (scheduler and controllers).
+
+Broker: Redis when ``REDIS_URL`` is set (production, integration tests); otherwise kombu's
+filesystem transport in the data directory, a broker that needs no server, so ``manage.py up``
+works on a fresh machine. Tasks are idempotent reconciles: ``acks_late`` with
+``task_reject_on_worker_lost`` redelivers a task whose worker died, results are not stored,
+and every task has an explicit name. ``CELERY_TASK_ALWAYS_EAGER`` is never used for the loops:
+unit tests call ``reconcile`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterapi.settings")
+
+app = Celery("berth")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["clusterapi.controllers"])

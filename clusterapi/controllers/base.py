@@ -1,0 +1,63 @@
+"""The controller framework: what a controller declares and how it is woken.
+
+A ``Controller`` names the kind it reconciles and a ``reconcile(namespace, name)`` function
+that re-reads state, converges it through the store, and returns how long to wait before
+looking again (or None when converged). It is level-triggered: it never trusts the event that
+woke it, so it is safe to run twice or concurrently (lost compare-and-swap races are retried).
+``watches`` maps other kinds to the keys they wake (a ReplicaSet wakes its owning Deployment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+Key = tuple[str, str]
+Reconcile = Callable[[str, str], float | None]
+KeyMapper = Callable[[Obj], Iterable[Key]]
+
+
+@dataclass(frozen=True)
+class Controller:
+    """One control loop (see the module docstring)."""
+
+    name: str
+    kind: str
+    reconcile: Reconcile
+    watches: Mapping[str, KeyMapper] = field(default_factory=dict)
+    # Loops that must run once in the cluster run only on the holder of their Lease.
+    singleton: bool = False
+    # Whether the periodic resync enqueues every object of ``kind``.
+    resync: bool = True
+
+    def keys_for(self, kind: str, obj: Obj) -> list[Key]:
+        """The keys of this controller that a change to ``obj`` (of ``kind``) wakes."""
+        keys: list[Key] = []
+        if kind == self.kind:
+            meta = obj.get("metadata") or {}
+            keys.append((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        mapper = self.watches.get(kind)
+        if mapper is not None:
+            keys.extend(k for k in mapper(obj) if k not in keys)
+        return keys
+
+
+def owners(kind: str) -> KeyMapper:
+    """A mapper waking the controlling owner of the given kind (ownerReferences)."""
+
+    def mapper(obj: Obj) -> Iterable[Key]:
+        meta = obj.get("metadata") or {}
+        for ref in meta.get("ownerReferences") or ():
+            if ref.get("kind") == kind and ref.get("controller"):
+                yield (str(meta.get("namespace", "")), str(ref.get("name", "")))
+
+    return mapper
+
+
+def namespace_of(obj: Obj) -> Iterable[Key]:
+    """A mapper waking the namespace an object lives in."""
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    if namespace:
+        yield ("", str(namespace))
