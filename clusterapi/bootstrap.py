@@ -91,6 +91,10 @@ def ensure_admin(server: str) -> Path:
 
 
 def run(server: str) -> Path:
+    from clusterapi.rbac import bootstrap as rbac_bootstrap
+
     ensure_namespaces()
+    # Default roles and bindings, created or brought up to date on every start.
+    rbac_bootstrap.reconcile()
     record_server(server)
     return ensure_admin(server)

@@ -1,13 +1,54 @@
 """Admission: what every object passes before the store writes it.
 
-The store calls ``admit`` on each create and update, after the kind's defaulting: it checks
-the object against the kind's kubernetes-validate schema (unknown fields are rejected, warned
-about or dropped according to the request's ``fieldValidation``; mistyped fields are 422
-Invalid with field paths), canonicalises quantities, validates names, labels and annotations,
-and runs the kind's own ``validate`` hook. Nothing is written unless admission passes.
-Later issues add LimitRange, ResourceQuota and policy plugins here.
+The store calls ``admit`` on each create and update, after the kind's defaulting:
+
+1. ``validation``: the object against the kind's kubernetes-validate schema (unknown fields
+   are rejected, warned about or dropped according to the request's ``fieldValidation``;
+   mistyped fields are 422 Invalid with field paths), quantities canonicalised, names, labels
+   and annotations validated, and the kind's own ``validate`` hook;
+2. for requests made on behalf of a user (``user`` given; the control plane's own loops pass
+   none), the plugins in ``USER_PLUGINS``: RBAC escalation prevention and node restriction.
+
+Nothing is written unless admission passes. Later issues add LimitRange and ResourceQuota here.
 """
 
-from clusterapi.admission.validation import admit
+from __future__ import annotations
 
-__all__ = ["admit"]
+from collections.abc import Callable
+from typing import Any
+
+from clusterapi.admission import rbac
+from clusterapi.admission.validation import validate_object
+from clusterapi.resources.registry import Kind
+
+Obj = dict[str, Any]
+UserPlugin = Callable[[Kind, Obj, "Obj | None", Any, str], None]
+
+USER_PLUGINS: tuple[UserPlugin, ...] = (rbac.admit_user,)
+
+
+def admit(
+    kind: Kind,
+    obj: Obj,
+    old: Obj | None,
+    *,
+    field_validation: str = "Strict",
+    user: Any = None,
+    subresource: str = "",
+) -> list[str]:
+    """Validate and admit ``obj``; returns warnings, raises ``ApiError`` when rejected."""
+    warnings = validate_object(kind, obj, old, field_validation=field_validation)
+    rbac.admit_any(kind, obj, old)
+    if user is not None:
+        for plugin in USER_PLUGINS:
+            plugin(kind, obj, old, user, subresource)
+    return warnings
+
+
+def admit_delete(kind: Kind, old: Obj, user: Any) -> None:
+    """User checks on a delete (node restriction); the loops (no user) always pass."""
+    if user is not None:
+        rbac.admit_delete(kind, old, user)
+
+
+__all__ = ["USER_PLUGINS", "admit", "admit_delete"]

@@ -164,7 +164,9 @@ def _quantities(node: Any, schema: schemas.Schema | None) -> None:
                     _quantities(value, item)
 
 
-def admit(kind: Kind, obj: Obj, old: Obj | None, *, field_validation: str = "Strict") -> list[str]:
+def validate_object(
+    kind: Kind, obj: Obj, old: Obj | None, *, field_validation: str = "Strict"
+) -> list[str]:
     """Validate ``obj`` (already defaulted) for a create (``old`` None) or an update.
 
     Returns warnings for the response's ``Warning`` headers; raises ``ApiError`` (400 for

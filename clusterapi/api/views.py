@@ -57,24 +57,86 @@ def authenticate(request: HttpRequest) -> User | None:
     return chain.authenticate(request)
 
 
+def admit_request(request: HttpRequest) -> User | None:
+    """Authenticate, impersonate and authorize a request; None when nobody is authenticated.
+
+    Raises a 403 ``ApiError`` when RBAC denies it. The acting identity is kept on the request
+    (``berth_user``, and ``berth_impersonator``) for the handlers, admission and the audit log.
+    """
+    from clusterapi.authn.impersonation import impersonate
+    from clusterapi.rbac import authorize, forbidden_error, from_request
+
+    user = authenticate(request)
+    if user is None:
+        return None
+    request.berth_user = user  # type: ignore[attr-defined]
+    acting, impersonator = impersonate(request.META, user)
+    request.berth_user = acting  # type: ignore[attr-defined]
+    request.berth_impersonator = impersonator  # type: ignore[attr-defined]
+    attrs = from_request(request.method or "GET", request.path, request.GET, acting)
+    request.berth_attributes = attrs  # type: ignore[attr-defined]
+    decision = authorize(attrs)
+    if not decision.allowed:
+        raise forbidden_error(attrs, decision.reason)
+    return acting
+
+
 def _run_sync(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
     close_old_connections()
     try:
-        user = authenticate(request)
-        if user is None:
-            return unauthorized()
-        request.berth_user = user  # type: ignore[attr-defined]
-        return work()
-    except ApiError as exc:
-        return error_response(exc)
-    except Exception as exc:
-        # Never an HTML error page: clients parse every answer as a Status.
-        logger.exception("internal error serving %s %s", request.method, request.path)
-        return error_response(
-            ApiError(
-                500, "InternalError", f"Internal error occurred: {exc.__class__.__name__}: {exc}"
+        try:
+            if admit_request(request) is None:
+                response: HttpResponseBase = unauthorized()
+            else:
+                response = work()
+        except ApiError as exc:
+            response = error_response(exc)
+        except Exception as exc:
+            # Never an HTML error page: clients parse every answer as a Status.
+            logger.exception("internal error serving %s %s", request.method, request.path)
+            response = error_response(
+                ApiError(
+                    500,
+                    "InternalError",
+                    f"Internal error occurred: {exc.__class__.__name__}: {exc}",
+                )
             )
+        audit_request(request, response.status_code)
+        return response
+    finally:
+        close_old_connections()
+
+
+def audit_request(request: HttpRequest, code: int) -> None:
+    """Record a mutating or denied request in the audit log (never fails the request)."""
+    from clusterapi.audit import log
+
+    attrs = getattr(request, "berth_attributes", None)
+    verb = attrs.verb if attrs is not None else (request.method or "").lower()
+    if not log.should_record(verb, code):
+        return
+    if code < 400 and attrs is not None and attrs.resource.endswith("reviews"):
+        return  # reviews ask questions; they change nothing
+    user = getattr(request, "berth_user", None)
+    try:
+        log.record(
+            user=user.name if user is not None else "system:anonymous",
+            groups=user.groups if user is not None else ("system:unauthenticated",),
+            impersonator=getattr(request, "berth_impersonator", ""),
+            verb=verb,
+            request_uri=request.get_full_path(),
+            code=code,
+            api_group=attrs.api_group if attrs is not None else "",
+            resource=attrs.resource if attrs is not None else "",
+            subresource=attrs.subresource if attrs is not None else "",
+            namespace=attrs.namespace if attrs is not None else "",
+            name=attrs.name if attrs is not None else "",
+            change=getattr(request, "berth_diff", None),
+            source_ip=str(request.META.get("REMOTE_ADDR", "")),
+            user_agent=str(request.META.get("HTTP_USER_AGENT", "")),
         )
+    except Exception:
+        logger.exception("could not write the audit log")
 
 
 async def in_thread(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
@@ -183,11 +245,20 @@ def list_(request: HttpRequest, target: Target) -> HttpResponse:
 # --- writes -----------------------------------------------------------------------------------
 
 
+def _note_change(request: HttpRequest, result: store.WriteResult) -> None:
+    """Keep an update's diff for the audit log."""
+    if result.previous is not None and result.changed:
+        from clusterapi.audit import log
+
+        request.berth_diff = log.diff(result.previous, result.obj)  # type: ignore[attr-defined]
+
+
 def _write_options(request: HttpRequest) -> dict[str, Any]:
     return {
         "dry_run": dry_run(request.GET),
         "field_validation": field_validation(request.GET),
         "field_manager": request.GET.get("fieldManager", ""),
+        "user": getattr(request, "berth_user", None),
     }
 
 
@@ -222,6 +293,7 @@ def replace(request: HttpRequest, target: Target) -> HttpResponse:
     result = store.update(
         target.kind, target.namespace, target.name, body, **_write_options(request)
     )
+    _note_change(request, result)
     return json_response(result.obj, warnings=result.warnings)
 
 
@@ -277,6 +349,7 @@ def patch(request: HttpRequest, target: Target, subresource: str = "") -> HttpRe
         subresource=subresource,
         **options,
     )
+    _note_change(request, result)
     return json_response(result.obj, warnings=result.warnings)
 
 
@@ -352,6 +425,7 @@ def _server_side_apply(
         manage_fields=False,
         **options,
     )
+    _note_change(request, result)
     status = 201 if result.created else 200
     return json_response(result.obj, status=status, warnings=result.warnings)
 
@@ -383,6 +457,7 @@ def _delete_options(request: HttpRequest) -> dict[str, Any]:
         "precondition_uid": preconditions.get("uid"),
         "precondition_rv": preconditions.get("resourceVersion"),
         "dry_run": dry,
+        "user": getattr(request, "berth_user", None),
     }
 
 
@@ -440,6 +515,7 @@ def _subresource(request: HttpRequest, target: Target, method: str) -> HttpRespo
                 subresource=sub,
                 **_write_options(request),
             )
+            _note_change(request, result)
             return json_response(result.obj, warnings=result.warnings)
         if method == "PATCH":
             return patch(request, target, subresource=sub)
@@ -532,6 +608,7 @@ def _scale(request: HttpRequest, target: Target, method: str) -> HttpResponse:
         return obj
 
     result = store.guaranteed_update(kind, target.namespace, target.name, set_replicas, **options)
+    _note_change(request, result)
     return json_response(_scale_of(kind, result.obj))
 
 

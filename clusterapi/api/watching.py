@@ -50,19 +50,26 @@ def _history(target: Target, after: int, until: int) -> list[feed.Event]:
     return [feed.Event(*row) for row in rows]
 
 
-def _authenticate(request: HttpRequest) -> bool:
-    from clusterapi.api.views import authenticate
+def _admit(request: HttpRequest) -> HttpResponse | None:
+    """Authenticate and authorize the watch; the refusal to send, or None to go on."""
+    from clusterapi.api.views import admit_request, audit_request, unauthorized
 
-    return authenticate(request) is not None
+    try:
+        if admit_request(request) is None:
+            audit_request(request, 401)
+            return unauthorized()
+    except ApiError as exc:
+        audit_request(request, exc.code)
+        return error_response(exc)
+    return None
 
 
 async def watch(request: HttpRequest, target: Target) -> HttpResponse | StreamingHttpResponse:
     """Answer a watch request (see the module docstring)."""
     to_thread = sync_to_async  # readability: every DB call leaves the event loop
-    if not await to_thread(_authenticate, thread_sensitive=False)(request):
-        from clusterapi.api.views import unauthorized
-
-        return unauthorized()
+    refusal = await to_thread(_admit, thread_sensitive=False)(request)
+    if refusal is not None:
+        return refusal
     query = request.GET
     try:
         match, name = matcher(target.kind, query)

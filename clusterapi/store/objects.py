@@ -15,7 +15,7 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from clusterapi.admission import admit
+from clusterapi.admission import admit, admit_delete
 from clusterapi.core.models import Change, Compaction, Resource
 from clusterapi.resources.registry import Kind
 from clusterapi.store import errors
@@ -78,6 +78,8 @@ class WriteResult:
     created: bool = False
     deleted: bool = False
     warnings: list[str] = field(default_factory=list)
+    # The object before an update (for the audit log's diff).
+    previous: Obj | None = None
 
 
 @dataclass
@@ -378,11 +380,13 @@ def create(
     field_validation: str = "Strict",
     field_manager: str = "",
     manage_fields: bool = True,
+    user: Any = None,
 ) -> WriteResult:
     """Create an object. AlreadyExists on a taken name, NotFound for a missing namespace.
 
     ``manage_fields=False`` leaves metadata.managedFields as given (server-side apply has
-    already recorded the applier's ownership).
+    already recorded the applier's ownership). ``user`` is the requester for admission's
+    user checks (RBAC escalation, node restriction); the control plane's loops pass none.
     """
     _identify(kind, obj)
     meta = _metadata(obj)
@@ -401,7 +405,7 @@ def create(
     if kind.has_status and not kind.keep_status_on_create:
         obj["status"] = {}
     kind.defaults(obj)
-    warnings = admit(kind, obj, None, field_validation=field_validation)
+    warnings = admit(kind, obj, None, field_validation=field_validation, user=user)
     if manage_fields:
         _manage_fields(kind, None, obj, field_manager)
     if kind.namespaced:
@@ -509,6 +513,7 @@ def _write_update(
     field_manager: str,
     precondition_rv: str | None,
     manage_fields: bool = True,
+    user: Any = None,
 ) -> WriteResult:
     name = old["metadata"]["name"]
     if precondition_rv and precondition_rv != old["metadata"].get("resourceVersion"):
@@ -526,7 +531,9 @@ def _write_update(
     meta["resourceVersion"] = old["metadata"]["resourceVersion"]
     meta["generation"] = old["metadata"].get("generation", 1)
     kind.defaults(new)
-    warnings = admit(kind, new, old, field_validation=field_validation)
+    warnings = admit(
+        kind, new, old, field_validation=field_validation, user=user, subresource=subresource
+    )
     if _comparable(new) == _comparable(old):
         return WriteResult(old, changed=False, warnings=warnings)
     if _spec_part(kind, new) != _spec_part(kind, old):
@@ -556,7 +563,7 @@ def _write_update(
         if not updated:
             raise errors.conflict(kind, name)
         _record(kind, new, Change.MODIFIED, revision, previous=row.data)
-    return WriteResult(new, warnings=warnings)
+    return WriteResult(new, warnings=warnings, previous=old)
 
 
 def update(
@@ -569,6 +576,7 @@ def update(
     dry_run: bool = False,
     field_validation: str = "Strict",
     field_manager: str = "",
+    user: Any = None,
 ) -> WriteResult:
     """Replace an object (PUT). A resourceVersion in the body must match: else 409 Conflict."""
     row = _row(kind, namespace, name)
@@ -586,6 +594,7 @@ def update(
         field_validation=field_validation,
         field_manager=field_manager,
         precondition_rv=precondition or None,
+        user=user,
     )
 
 
@@ -601,6 +610,7 @@ def guaranteed_update(
     field_manager: str = "",
     create_missing: Callable[[], Obj] | None = None,
     manage_fields: bool = True,
+    user: Any = None,
 ) -> WriteResult:
     """Read-modify-write (patches): ``mutate`` gets a copy of the current object.
 
@@ -622,6 +632,7 @@ def guaranteed_update(
                     field_validation=field_validation,
                     field_manager=field_manager,
                     manage_fields=manage_fields,
+                    user=user,
                 )
             except ApiError as exc:
                 if exc.reason == "AlreadyExists":
@@ -647,6 +658,7 @@ def guaranteed_update(
                 field_manager=field_manager,
                 precondition_rv=precondition,
                 manage_fields=manage_fields,
+                user=user,
             )
         except ApiError as exc:
             if (
@@ -668,6 +680,7 @@ def delete(
     precondition_uid: str | None = None,
     precondition_rv: str | None = None,
     dry_run: bool = False,
+    user: Any = None,
 ) -> WriteResult:
     """Delete an object, or mark it for deletion while finalizers or a grace period remain."""
     for _attempt in range(_CONFLICT_RETRIES):
@@ -690,6 +703,7 @@ def delete(
                 f"Precondition failed: ResourceVersion in precondition: {precondition_rv}, "
                 f"ResourceVersion in object meta: {meta['resourceVersion']}",
             )
+        admit_delete(kind, old, user)
         new = copy.deepcopy(old)
         new_meta = new["metadata"]
         finalizers = list(new_meta.get("finalizers") or [])
@@ -752,6 +766,7 @@ def delete_collection(
     grace_period: int | None = None,
     propagation: str | None = None,
     dry_run: bool = False,
+    user: Any = None,
 ) -> list[Obj]:
     """Delete every matching object (each its own write, each its own DELETED event)."""
     out: list[Obj] = []
@@ -765,6 +780,7 @@ def delete_collection(
                 grace_period=grace_period,
                 propagation=propagation,
                 dry_run=dry_run,
+                user=user,
             )
         except ApiError as exc:
             if exc.reason == "NotFound":

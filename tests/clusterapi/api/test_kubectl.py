@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ def spawn(kubectl: Kubectl, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_until(check: Any, timeout: float = 20.0, interval: float = 0.2) -> Any:
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2) -> Any:
     """Poll ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last = None
