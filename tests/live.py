@@ -150,6 +150,18 @@ class LiveServer:
         path.write_text(self.manage(*args))
         return path
 
+    def token_kubeconfig(self, name: str, token: str) -> Path:
+        """A kubeconfig that presents ``token`` (a service-account, OIDC, static or bootstrap
+        token) to this server, trusting its CA; written as ``<name>.kubeconfig``."""
+        config = yaml.safe_load(self.admin_kubeconfig.read_text())
+        cluster = config["clusters"][0]["name"]
+        config["users"] = [{"name": name, "user": {"token": token}}]
+        config["contexts"] = [{"name": name, "context": {"cluster": cluster, "user": name}}]
+        config["current-context"] = name
+        path = self.data_dir / f"{name.replace(':', '_')}.kubeconfig"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
     def admin_token(self) -> str:
         config = yaml.safe_load(self.admin_kubeconfig.read_text())
         return str(config["users"][0]["user"]["token"])

@@ -11,6 +11,7 @@ from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from clusterapi.api import discovery, openapi, views
+from clusterapi.audit import views as audit_views
 
 
 def authenticated(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
@@ -37,6 +38,8 @@ urlpatterns = [
     re_path(r"^openapi/v3/?$", authenticated(openapi.root)),
     re_path(r"^openapi/v3/(?P<path>.+)$", authenticated(openapi.group_version)),
     re_path(r"^openapi/v2/?$", authenticated(openapi.not_served)),
+    # The audit log: a non-resource path only cluster-admin's nonResourceURLs ["*"] reaches.
+    re_path(r"^audit/v1/events/?$", authenticated(audit_views.events)),
     re_path(r"^api/v1/(?P<rest>.+)$", views.core_resources),
     re_path(r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?P<rest>.+)$", views.group_resources),
 ]
