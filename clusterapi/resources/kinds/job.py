@@ -21,7 +21,25 @@ def _defaults(obj: Obj) -> None:
     template = spec.get("template")
     if isinstance(template, dict):
         defaults.pod_template(template)
+        _generated_selector(obj, spec, template)
     defaults.status_of(obj)
+
+
+def _generated_selector(obj: Obj, spec: Obj, template: Obj) -> None:
+    """Upstream generates a Job's selector from its uid unless ``manualSelector`` is set."""
+    meta = obj.get("metadata") or {}
+    uid, name = meta.get("uid"), meta.get("name")
+    if spec.get("manualSelector") or not uid or spec.get("selector"):
+        return
+    labels = {
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    }
+    template_meta = template.setdefault("metadata", {})
+    template_meta["labels"] = {**(template_meta.get("labels") or {}), **labels}
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
 
 
 KIND = Kind(

@@ -94,7 +94,11 @@ WORLD: list[Obj] = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS_A}},
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS_B}},
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NODE_NS}},
-    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": NS_A}},
+    {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "robot", "namespace": NS_A},
+    },
     # The aggregated roles, bound in one namespace.
     _binding("RoleBinding", "alice-admin", "ClusterRole", "admin", [_user("alice")], NS_A),
     _binding("RoleBinding", "ed-edit", "ClusterRole", "edit", [_user("ed")], NS_A),
@@ -136,7 +140,9 @@ WORLD: list[Obj] = [
         "get-anything",
         [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get"]}],
     ),
-    _binding("ClusterRoleBinding", "wanda-apps", "ClusterRole", "apps-everything", [_user("wanda")]),
+    _binding(
+        "ClusterRoleBinding", "wanda-apps", "ClusterRole", "apps-everything", [_user("wanda")]
+    ),
     _binding("RoleBinding", "wanda-get", "ClusterRole", "get-anything", [_user("wanda")], NS_B),
     # nonResourceURLs, to a group.
     _role(
@@ -528,7 +534,7 @@ def test_denied_requests_name_object_group_and_scope(world: World) -> None:
         '"nodes" in API group "" at the cluster scope'
     )
     assert _forbidden(bob, "create", "deployment", "web", "--image=nginx", "-n", NS_A) == (
-        "error: failed to create deployment: deployments.apps is forbidden: User \"bob\" "
+        'error: failed to create deployment: deployments.apps is forbidden: User "bob" '
         'cannot create resource "deployments" in API group "apps" in the namespace "team-a"'
     )
     assert _forbidden(bob, "get", "secrets", "-n", NS_A) == (
@@ -748,7 +754,12 @@ def _lease(name: str) -> str:
 
 def test_node_updates_its_own_node_and_lease_only(node_world: World) -> None:
     n1, n2 = node_world["n1"], node_world["n2"]
-    n1("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}))
+    n1(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}),
+    )
     n1("annotate", "node", "n1", "berth.test/seen=yes")
     n1(
         "patch",
@@ -781,7 +792,16 @@ def test_node_updates_status_of_its_own_pods_only(node_world: World) -> None:
     status = '{"status":{"conditions":[{"type":"PodReadyToStartContainers","status":"True"}]}}'
     n1("patch", "pod", "p1", "-n", NODE_NS, "--subresource=status", "--type=merge", "-p", status)
     err = _forbidden(
-        n1, "patch", "pod", "p2", "-n", NODE_NS, "--subresource=status", "--type=merge", "-p", status
+        n1,
+        "patch",
+        "pod",
+        "p2",
+        "-n",
+        NODE_NS,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
     )
     assert err.startswith('Error from server (Forbidden): pods "p2" is forbidden: ')
     assert err.endswith(
