@@ -754,7 +754,7 @@ def _autogroup_nice() -> int | None:
 
 
 def _run_server(args: argparse.Namespace, report: dict[str, Any], profile_dir: Path | None) -> None:
-    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="berth-bench-", ignore_cleanup_errors=True) as tmp:
         server = LiveServer(Path(tmp), env={"BERTH_BENCH": "1"})
         server.start()
         try:

@@ -18,4 +18,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterapi.settings")
 
 app = Celery("berth")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["clusterapi.controllers"])
+app.autodiscover_tasks(["clusterapi.controllers", "clusterapi.audit"])

@@ -175,6 +175,8 @@ CELERY_BEAT_SCHEDULE = {
         # A resync that could not start before the next one is due is useless.
         "options": {"expires": float(os.environ.get("BERTH_RESYNC_SECONDS", "30"))},
     },
+    # Audit events past BERTH_AUDIT_RETENTION_DAYS (clusterapi/audit/log.py) are deleted.
+    "audit-prune": {"task": "berth.audit.prune", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # Whether committed writes enqueue reconciles (off in unit tests, which call reconcile).

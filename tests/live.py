@@ -146,7 +146,8 @@ class LiveServer:
         args = ["kubeconfig", "--user", user]
         for group in groups:
             args += ["--group", group]
-        path = self.data_dir / f"{user}.kubeconfig"
+        # KUBECONFIG is a colon-separated list: no colons in the file name.
+        path = self.data_dir / f"{user.replace(':', '_')}.kubeconfig"
         path.write_text(self.manage(*args))
         return path
 

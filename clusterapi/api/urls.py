@@ -12,6 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from clusterapi.api import discovery, openapi, views
 from clusterapi.audit import views as audit_views
+from clusterapi.authn import chain
 
 
 def authenticated(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
@@ -24,10 +25,29 @@ def authenticated(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
     return wrapper
 
 
+def public(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Wrap a view anyone may call (version, health) without credentials.
+
+    A bearer token that is presented and does not authenticate is still 401, as upstream,
+    whose authentication filter runs before every handler and never answers a rejected
+    credential as anonymous.
+    """
+
+    def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+        token = chain.bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
+        if token is not None and chain.authenticate_token(token) is None:
+            response = views.unauthorized()
+            views.audit_request(request, response.status_code)
+            return response
+        return view(request, **kwargs)
+
+    return wrapper
+
+
 urlpatterns = [
     # Public information, as upstream's system:public-info-viewer role allows anonymously.
-    re_path(r"^version/?$", discovery.version),
-    re_path(r"^(?:healthz|livez|readyz)(?:/.*)?$", discovery.health),
+    re_path(r"^version/?$", public(discovery.version)),
+    re_path(r"^(?:healthz|livez|readyz)(?:/.*)?$", public(discovery.health)),
     re_path(r"^api/?$", authenticated(discovery.api_versions)),
     re_path(r"^apis/?$", authenticated(discovery.api_groups)),
     re_path(r"^api/v1/?$", authenticated(discovery.resource_list)),

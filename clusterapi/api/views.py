@@ -112,12 +112,26 @@ def audit_request(request: HttpRequest, code: int) -> None:
     from clusterapi.audit import log
 
     attrs = getattr(request, "berth_attributes", None)
+    user = getattr(request, "berth_user", None)
+    if attrs is None:
+        # Refused before authorization (401, a forbidden impersonation): the event still
+        # names verb and object, read from the URL as upstream's request info is.
+        from clusterapi.rbac import from_request
+
+        try:
+            attrs = from_request(
+                request.method or "GET",
+                request.path,
+                request.GET,
+                user if user is not None else User("system:anonymous"),
+            )
+        except Exception:
+            attrs = None
     verb = attrs.verb if attrs is not None else (request.method or "").lower()
     if not log.should_record(verb, code):
         return
     if code < 400 and attrs is not None and attrs.resource.endswith("reviews"):
         return  # reviews ask questions; they change nothing
-    user = getattr(request, "berth_user", None)
     try:
         log.record(
             user=user.name if user is not None else "system:anonymous",
@@ -130,7 +144,8 @@ def audit_request(request: HttpRequest, code: int) -> None:
             resource=attrs.resource if attrs is not None else "",
             subresource=attrs.subresource if attrs is not None else "",
             namespace=attrs.namespace if attrs is not None else "",
-            name=attrs.name if attrs is not None else "",
+            name=(attrs.name if attrs is not None else "")
+            or getattr(request, "berth_created_name", ""),
             change=getattr(request, "berth_diff", None),
             source_ip=str(request.META.get("REMOTE_ADDR", "")),
             user_agent=str(request.META.get("HTTP_USER_AGENT", "")),
@@ -285,6 +300,8 @@ def create(request: HttpRequest, target: Target) -> HttpResponse:
         answer = import_string(kind.review)(request.berth_user, body, target.namespace)  # type: ignore[attr-defined]
         return json_response(answer, status=201)
     result = store.create(kind, body, namespace=target.namespace, **_write_options(request))
+    # The URL of a create names no object; the audit log names the one created.
+    request.berth_created_name = result.obj["metadata"]["name"]  # type: ignore[attr-defined]
     return json_response(result.obj, status=201, warnings=result.warnings)
 
 

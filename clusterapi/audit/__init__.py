@@ -3,8 +3,9 @@
 The API records one ``AuditEvent`` per such request after it is answered (``record``): time,
 user, groups, impersonator, verb, resource, namespace, name, response code, and for updates
 and patches the diff of the object (a JSON patch from the old to the new state, metadata
-bookkeeping left out). Events older than ``BERTH_AUDIT_RETENTION_DAYS`` are pruned by the
-server's housekeeping loop. Only cluster admins read the log: through the admin site, and
-through the API at the non-resource path ``/audit/v1/events``, which RBAC grants to nobody
-but ``cluster-admin`` (its ``nonResourceURLs: ["*"]``).
+bookkeeping left out). Events older than ``BERTH_AUDIT_RETENTION_DAYS`` (default 30) are
+pruned hourly by celery beat (``tasks.prune_task``). Only cluster admins read the log:
+through the admin site, and through the API at the non-resource path ``/audit/v1/events``
+(``views.events``, newest first, ``?limit=``), which RBAC grants to nobody but
+``cluster-admin`` (its ``nonResourceURLs: ["*"]``).
 """

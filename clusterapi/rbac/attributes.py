@@ -119,14 +119,29 @@ def _valid_path_segment(name: str) -> bool:
     return name not in (".", "..") and "/" not in name and "%" not in name
 
 
+def _first(query: Mapping[str, str], key: str) -> str | None:
+    """The first value of a query parameter, as Go's ``url.Values`` gives it.
+
+    (A Django ``QueryDict`` answers ``[key]`` with the last value; ``getlist`` has them all.)
+    """
+    if key not in query:
+        return None
+    getlist = getattr(query, "getlist", None)
+    if getlist is not None:
+        values = getlist(key)
+        return str(values[0]) if values else None
+    return query[key]
+
+
 def _list_options_decode(query: Mapping[str, str]) -> FieldSelector | None:
     """The field selector when the list options decode cleanly, else None (as upstream)."""
     try:
         for option in _INT_OPTIONS:
-            if option in query:
-                int(query[option])
-        LabelSelector.parse(query.get("labelSelector", ""))
-        return FieldSelector.parse(query.get("fieldSelector", ""))
+            value = _first(query, option)
+            if value is not None:
+                int(value)
+        LabelSelector.parse(_first(query, "labelSelector") or "")
+        return FieldSelector.parse(_first(query, "fieldSelector") or "")
     except (ValueError, SelectorError):
         return None
 
@@ -179,7 +194,8 @@ def from_request(method: str, path: str, query: Mapping[str, str], user: User) -
 
     if not name and verb == "get":
         fields = _list_options_decode(query)
-        verb = "watch" if "watch" in query and _watch_requested(query["watch"]) else "list"
+        watch = _first(query, "watch")
+        verb = "watch" if watch is not None and _watch_requested(watch) else "list"
         pinned = fields.requires_exact_match("metadata.name") if fields is not None else None
         if pinned is not None and _valid_path_segment(pinned):
             name = pinned

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,7 +49,7 @@ STATIC_USERS: dict[str, tuple[str, ...]] = {
     "bob": (),  # view in team-a
     "dave": (),  # view everywhere (ClusterRoleBinding)
     "erin": (),  # a Role with resourceNames, plus pods/log
-    "pete": (),  # a Role on pods/*
+    "pete": (),  # a Role on */log (a subresource wildcard) and pods/* (no wildcard)
     "wanda": (),  # wildcards: apps/* everywhere, */* get in team-b
     "mona": ("metrics-readers",),  # nonResourceURLs through a group subject
     "frank": ("ops",),  # edit in team-b through the group "ops"
@@ -125,7 +125,8 @@ WORLD: list[Obj] = [
     _role(
         "Role",
         "pod-subresources",
-        [{"apiGroups": [""], "resources": ["pods/*"], "verbs": ["*"]}],
+        # "*/log" is RBAC's subresource wildcard; "pods/*" is a literal name matching nothing.
+        [{"apiGroups": [""], "resources": ["*/log", "pods/*"], "verbs": ["get", "create"]}],
         NS_A,
     ),
     _binding("RoleBinding", "pete-pod-subs", "Role", "pod-subresources", [_user("pete")], NS_A),
@@ -345,11 +346,11 @@ CAN_I: list[Case] = [
     Case("erin", "get configmaps/app-config -n team-b", NO, "another namespace"),
     Case("erin", "get pods --subresource=log -n team-a", YES, "a lone subresource"),
     Case("erin", "get pods -n team-a", NO, "pods/log does not grant pods"),
-    # pods/*: every subresource, not the resource.
-    Case("pete", "get pods --subresource=log -n team-a", YES, "pods/* covers pods/log"),
-    Case("pete", "create pods --subresource=exec -n team-a", YES, "pods/* with verb *"),
-    Case("pete", "get pods -n team-a", NO, "pods/* does not cover pods"),
-    Case("pete", "create pods --subresource=exec -n team-b", NO, "another namespace"),
+    # Subresource wildcards: "*/log" matches any resource's log; "pods/*" is not a wildcard.
+    Case("pete", "get pods --subresource=log -n team-a", YES, "*/log covers pods/log"),
+    Case("pete", "create pods --subresource=exec -n team-a", NO, "pods/* matches no subresource"),
+    Case("pete", "get pods -n team-a", NO, "*/log does not cover pods"),
+    Case("pete", "get pods --subresource=log -n team-b", NO, "another namespace"),
     # Wildcards.
     Case("wanda", "delete deployments.apps -n team-a", YES, "apps/*, verb *"),
     Case(
@@ -509,6 +510,10 @@ def _pod(name: str, namespace: str, **spec: Any) -> Obj:
     }
 
 
+def _tls(server: LiveServer) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(server.ca_file))
+
+
 def _forbidden(kubectl: Kubectl, *args: str, input: str | None = None) -> str:
     result = kubectl.run(*args, input=input, check=False)
     assert result.returncode != 0, result.stdout
@@ -547,7 +552,7 @@ def test_denied_requests_name_object_group_and_scope(world: World) -> None:
 
 
 def test_denied_request_over_http_is_a_forbidden_status(world: World) -> None:
-    with httpx.Client(verify=str(world.server.ca_file), timeout=30) as client:
+    with httpx.Client(verify=_tls(world.server), timeout=30) as client:
         response = client.post(
             f"{world.server.url}/api/v1/namespaces/{NS_A}/pods",
             json=_pod("web", NS_A),
@@ -741,6 +746,21 @@ def node_world(world: World) -> World:
     return world
 
 
+def _patch(world: World, node: str, path: str, body: Obj) -> httpx.Response:
+    """A merge patch of ``path`` with the node's own credential, as a node agent sends it."""
+    config = yaml.safe_load(world[node].kubeconfig.read_text())
+    token = config["users"][0]["user"]["token"]
+    with httpx.Client(verify=_tls(world.server), timeout=30) as client:
+        return client.patch(
+            f"{world.server.url}{path}",
+            content=json.dumps(body),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/merge-patch+json",
+            },
+        )
+
+
 def _lease(name: str) -> str:
     return json.dumps(
         {
@@ -761,18 +781,23 @@ def test_node_updates_its_own_node_and_lease_only(node_world: World) -> None:
         input=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}),
     )
     n1("annotate", "node", "n1", "berth.test/seen=yes")
-    n1(
-        "patch",
-        "node",
-        "n1",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        '{"status":{"nodeInfo":{"kubeletVersion":"v1.37.1"}}}',
+    # Status as a node agent reports it: a PATCH of the status subresource, no GET before it
+    # (nodes may not read nodes/status, as upstream's node rules).
+    node_status = {"status": {"nodeInfo": {"kubeletVersion": "v1.37.1"}}}
+    assert _patch(node_world, "n1", "/api/v1/nodes/n1/status", node_status).status_code == 200
+    refused = _patch(node_world, "n1", "/api/v1/nodes/n2/status", node_status)
+    assert refused.status_code == 403
+    assert refused.json()["message"].endswith('node "n1" is not allowed to modify node "n2"')
+    # Another node's object: not even readable, and not writable.
+    assert _forbidden(n1, "annotate", "node", "n2", "berth.test/seen=yes") == (
+        'Error from server (Forbidden): nodes "n2" is forbidden: User "system:node:n1" cannot '
+        'get resource "nodes" in API group "" at the cluster scope: '
+        "node 'n1' cannot read 'n2', only its own Node object"
     )
-    err = _forbidden(n1, "annotate", "node", "n2", "berth.test/seen=yes")
-    assert err.startswith('Error from server (Forbidden): nodes "n2" is forbidden: ')
-    assert err.endswith('node "n1" is not allowed to modify node "n2"')
+    annotate = {"metadata": {"annotations": {"berth.test/seen": "yes"}}}
+    refused = _patch(node_world, "n1", "/api/v1/nodes/n2", annotate)
+    assert refused.status_code == 403
+    assert refused.json()["message"].endswith('node "n1" is not allowed to modify node "n2"')
     n2("create", "-f", "-", input=_lease("n2"))
     n1("create", "-f", "-", input=_lease("n1"))
     n1("annotate", "lease", "n1", "-n", "kube-node-lease", "berth.test/renewed=yes")
@@ -788,25 +813,18 @@ def test_node_updates_its_own_node_and_lease_only(node_world: World) -> None:
 
 
 def test_node_updates_status_of_its_own_pods_only(node_world: World) -> None:
-    n1 = node_world["n1"]
-    status = '{"status":{"conditions":[{"type":"PodReadyToStartContainers","status":"True"}]}}'
-    n1("patch", "pod", "p1", "-n", NODE_NS, "--subresource=status", "--type=merge", "-p", status)
-    err = _forbidden(
-        n1,
-        "patch",
-        "pod",
-        "p2",
-        "-n",
-        NODE_NS,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        status,
-    )
-    assert err.startswith('Error from server (Forbidden): pods "p2" is forbidden: ')
-    assert err.endswith(
+    status = {"status": {"conditions": [{"type": "PodReadyToStartContainers", "status": "True"}]}}
+    own = _patch(node_world, "n1", f"/api/v1/namespaces/{NODE_NS}/pods/p1/status", status)
+    assert own.status_code == 200, own.text
+    assert own.json()["status"]["conditions"][0]["type"] == "PodReadyToStartContainers"
+    other = _patch(node_world, "n1", f"/api/v1/namespaces/{NODE_NS}/pods/p2/status", status)
+    assert other.status_code == 403
+    message = other.json()["message"]
+    assert message.startswith('pods "p2" is forbidden: ')
+    assert message.endswith(
         'node "n1" can only update pod status for pods with spec.nodeName set to itself'
     )
+    n1 = node_world["n1"]
     # Reading pods is allowed; changing their spec is not.
     n1("get", "pod", "p2", "-n", NODE_NS)
     assert "forbidden" in _forbidden(n1, "label", "pod", "p1", "-n", NODE_NS, "x=y")

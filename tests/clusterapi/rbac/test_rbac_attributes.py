@@ -241,3 +241,11 @@ def test_attributes_keep_the_path_and_user() -> None:
     assert attrs.path == "/api/v1/namespaces/a/pods/x/log"
     assert attrs.user is BOB
     assert attrs.combined_resource == "pods/log"
+
+
+def test_repeated_query_parameters_count_by_their_first_value_as_in_go() -> None:
+    from django.http import QueryDict
+
+    query = QueryDict("watch=false&watch=true&fieldSelector=metadata.name%3Da&fieldSelector=x")
+    attrs = from_request("GET", "/api/v1/namespaces/n/secrets", query, BOB)
+    assert (attrs.verb, attrs.name) == ("list", "a")

@@ -161,11 +161,11 @@ def policies(draw: st.DrawFn) -> list[Obj]:
                 {"kind": "Role", "metadata": _meta(name, namespace), "rules": draw(RULE_LISTS)}
             )
     for index in range(draw(BINDING_COUNTS)):
-        namespace = draw(BINDING_NAMESPACES)
+        binding_namespace = draw(BINDING_NAMESPACES)
         objects.append(
             {
-                "kind": "RoleBinding" if namespace else "ClusterRoleBinding",
-                "metadata": _meta(f"b{index}", namespace),
+                "kind": "RoleBinding" if binding_namespace else "ClusterRoleBinding",
+                "metadata": _meta(f"b{index}", binding_namespace),
                 "roleRef": draw(ROLE_REFS),
                 "subjects": draw(SUBJECT_LISTS),
             }
@@ -296,7 +296,8 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Obj], User, list[Req]]:
     objects = draw(policies())
     user = draw(users())
     bindings = [o for o in objects if o["kind"].endswith("Binding") and o["subjects"]]
-    if bindings and draw(COINS):
+    named_user: bool = draw(COINS)
+    if bindings and named_user:
         binding = _one_of(draw, bindings)
         user = _user_named_by(draw, _one_of(draw, binding["subjects"]), binding, user)
     reqs = draw(REQUEST_LISTS)
