@@ -118,11 +118,7 @@ def self_subject_rules_review(user: User, obj: Obj, namespace: str) -> Obj:
 
     spec = obj.get("spec") or {}
     review = authorizer.rules_for(user, str(spec.get("namespace", "")))
-    obj["status"] = {
-        "resourceRules": review.resource_rules,
-        "nonResourceRules": review.non_resource_rules,
-        "incomplete": review.incomplete,
-    }
+    obj["status"] = review.to_status()
     return obj
 
 

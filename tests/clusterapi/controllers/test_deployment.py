@@ -45,6 +45,12 @@ def deployment_pods(name: str) -> list[Obj]:
     return [p for p in all_pods() if (pods.controller_ref(p) or {}).get("uid") in rs_uids]
 
 
+def _versions(name: str) -> list[tuple[str, str]]:
+    """The resourceVersion of everything a rollout touches: settled when none changes."""
+    objects = [get(DEPLOYMENT, name), *replicasets_of(get(DEPLOYMENT, name)), *all_pods()]
+    return sorted((o["metadata"]["uid"], o["metadata"]["resourceVersion"]) for o in objects)
+
+
 def drive(
     name: str,
     clock: Clock,
@@ -56,7 +62,7 @@ def drive(
 ) -> None:
     """Run the loops until the rollout settles, ``per_step`` pods becoming ready a round."""
     for _ in range(rounds):
-        before = [(p["metadata"]["name"], p["metadata"]["resourceVersion"]) for p in all_pods()]
+        before = _versions(name)
         controller.reconcile(NS, name)
         check()
         for rs in sorted(
@@ -74,10 +80,7 @@ def drive(
             check()
         finish_terminating()
         check()
-        after = [(p["metadata"]["name"], p["metadata"]["resourceVersion"]) for p in all_pods()]
-        if before == after and not waiting:
-            # One more pass lets the status catch up with the last pod change.
-            controller.reconcile(NS, name)
+        if _versions(name) == before:
             return
     raise AssertionError("the rollout did not settle")
 
