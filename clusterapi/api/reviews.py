@@ -135,3 +135,60 @@ def token_review(user: User, obj: Obj, namespace: str) -> Obj:
         status["user"] = _user_info(reviewed)
     obj["status"] = status
     return obj
+
+
+def who_can(request: Any) -> Any:
+    """``GET /apis/authorization.berth.dev/v1/whocan?verb=&resource=&namespace=...``: which
+    users, groups and service accounts may do this, and through which binding and role.
+
+    Kubernetes has no such query; it is authorized like any resource request (verb ``get`` on
+    ``whocan`` in group ``authorization.berth.dev``), which only cluster admins hold by default.
+    """
+    from clusterapi.api.status import json_response
+    from clusterapi.rbac import authorizer
+
+    query = request.GET
+    verb, resource = query.get("verb", ""), query.get("resource", "")
+    if not verb or not resource:
+        raise bad_request("verb and resource are required query parameters")
+    resource, _, subresource = resource.partition("/")
+    spec = {
+        "verb": verb,
+        "group": query.get("group", ""),
+        "resource": resource,
+        "subresource": subresource or query.get("subresource", ""),
+        "namespace": query.get("namespace", ""),
+        "name": query.get("name", ""),
+    }
+    grants = authorizer.who_can(
+        spec["verb"],
+        spec["group"],
+        spec["resource"],
+        spec["subresource"],
+        spec["namespace"],
+        spec["name"],
+    )
+    subjects = []
+    for grant in grants:
+        entry: Obj = {"kind": grant.subject_kind, "name": grant.subject_name}
+        if grant.subject_namespace:
+            entry["namespace"] = grant.subject_namespace
+        if grant.binding_name:
+            entry["binding"] = {"kind": grant.binding_kind, "name": grant.binding_name}
+            if grant.binding_namespace:
+                entry["binding"]["namespace"] = grant.binding_namespace
+        if grant.role_name:
+            entry["role"] = {"kind": grant.role_kind, "name": grant.role_name}
+        if grant.bypass:
+            entry["bypass"] = True
+        if grant.note:
+            entry["note"] = grant.note
+        subjects.append(entry)
+    return json_response(
+        {
+            "kind": "WhoCanReview",
+            "apiVersion": "authorization.berth.dev/v1",
+            "spec": spec,
+            "status": {"subjects": subjects},
+        }
+    )

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from clusterapi.api import discovery, openapi, views
+from clusterapi.api import discovery, openapi, reviews, views
 from clusterapi.audit import views as audit_views
 from clusterapi.authn import chain
 
@@ -60,6 +60,7 @@ urlpatterns = [
     re_path(r"^openapi/v2/?$", authenticated(openapi.not_served)),
     # The audit log: a non-resource path only cluster-admin's nonResourceURLs ["*"] reaches.
     re_path(r"^audit/v1/events/?$", authenticated(audit_views.events)),
+    re_path(r"^apis/authorization\.berth\.dev/v1/whocan/?$", authenticated(reviews.who_can)),
     re_path(r"^api/v1/(?P<rest>.+)$", views.core_resources),
     re_path(r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?P<rest>.+)$", views.group_resources),
 ]
