@@ -91,18 +91,31 @@ def _machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _postgres_cpu_seconds() -> float:
-    """CPU seconds of every PostgreSQL process on the machine (server and backends)."""
-    total = 0.0
+def _postgres_cpu_seconds(postmaster: int) -> float:
+    """CPU seconds of one PostgreSQL cluster: its postmaster, the backends it has reaped
+    (its cutime/cstime) and the children still running."""
+    ticks = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
-        if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        pid = int(stat.parent.name)
+        fields = text.rsplit(")", 1)[1].split()
+        if pid == postmaster:
+            ticks += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        elif int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postmaster_pid(url: str) -> int:
+    """The pid of the postmaster serving ``url`` (from postmaster.pid in its data dir)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        data_dir = str(conn.execute("SHOW data_directory").fetchone()[0])  # type: ignore[index]
+    return int((Path(data_dir) / "postmaster.pid").read_text().split()[0])
 
 
 @dataclass
@@ -122,12 +135,12 @@ class CpuUse:
 class CpuMeter:
     """Brackets a phase: CPU of this process, the server, PostgreSQL and the machine."""
 
-    def __init__(self, server_pid: int, postgres: bool) -> None:
+    def __init__(self, server_pid: int, postmaster: int | None) -> None:
         self.server_pid = server_pid
-        self.postgres = postgres
+        self.postmaster = postmaster
 
     def _database(self) -> float:
-        return _postgres_cpu_seconds() if self.postgres else 0.0
+        return _postgres_cpu_seconds(self.postmaster) if self.postmaster else 0.0
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[CpuUse]:
@@ -262,8 +275,8 @@ class Bench:
         self.clients = clients
         assert server.process is not None
         self.pid = server.process.pid
-        postgres = server.env.get("DATABASE_URL", "").startswith("postgres")
-        self.meter = CpuMeter(self.pid, postgres)
+        url = server.env.get("DATABASE_URL", "")
+        self.meter = CpuMeter(self.pid, postmaster_pid(url) if url.startswith("postgres") else None)
         self.token = server.admin_token()
         self.context = ssl.create_default_context(cafile=str(server.ca_file))
         self.profile_dir = profile_dir

@@ -9,7 +9,7 @@ from django.core import checks
 from clusterapi.admission import names
 from clusterapi.resources import KINDS, printers
 
-KNOWN_SUBRESOURCES = {"status", "scale", "binding", "finalize", "token"}
+KNOWN_SUBRESOURCES = {"status", "scale", "binding", "finalize", "token", "eviction"}
 
 
 @checks.register()

@@ -540,6 +540,8 @@ def _subresource(request: HttpRequest, target: Target, method: str) -> HttpRespo
         return _scale(request, target, method)
     elif sub == "binding" and method == "POST":
         return _bind(request, target)
+    elif sub == "eviction" and method == "POST":
+        return _evict(request, target)
     elif sub == "token" and method == "POST":
         return _token_request(request, target)
     raise errors.method_not_allowed()
@@ -725,3 +727,20 @@ def _bind(request: HttpRequest, target: Target) -> HttpResponse:
         {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
         status=201,
     )
+
+
+def _evict(request: HttpRequest, target: Target) -> HttpResponse:
+    """POST policy/v1 Eviction: delete the pod unless its PodDisruptionBudget forbids it."""
+    from clusterapi.controllers import disruption
+
+    body = negotiation.decode_body(request)
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body of the request must be an Eviction object")
+    answer = disruption.evict(
+        target.namespace,
+        target.name,
+        body,
+        user=getattr(request, "berth_user", None),
+        dry_run=dry_run(request.GET),
+    )
+    return json_response(answer, status=201)

@@ -18,15 +18,30 @@ import logging
 
 from django.conf import settings
 
-from clusterapi.controllers import aggregation, namespace
+from clusterapi.controllers import (
+    aggregation,
+    deployment,
+    disruption,
+    garbagecollector,
+    namespace,
+    replicaset,
+    replicationcontroller,
+)
 from clusterapi.controllers.base import Controller, Obj
 from clusterapi.resources.registry import Kind
+from clusterapi.scheduler import controller as scheduler_controller
 
 logger = logging.getLogger(__name__)
 
 CONTROLLERS: tuple[Controller, ...] = (
     namespace.CONTROLLER,
     aggregation.CONTROLLER,
+    disruption.CONTROLLER,
+    scheduler_controller.CONTROLLER,
+    replicaset.CONTROLLER,
+    replicationcontroller.CONTROLLER,
+    deployment.CONTROLLER,
+    garbagecollector.CONTROLLER,
 )
 BY_NAME: dict[str, Controller] = {c.name: c for c in CONTROLLERS}
 

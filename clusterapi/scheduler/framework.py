@@ -41,6 +41,7 @@ makes a batch of thousands of pods cost little more than their binds.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import math
@@ -210,7 +211,9 @@ class NodeSelectorTerm:
             if op is None:
                 valid = False
                 continue
-            labels.append(Requirement(str(expr.get("key", "")), op, tuple(expr.get("values") or ())))
+            labels.append(
+                Requirement(str(expr.get("key", "")), op, tuple(expr.get("values") or ()))
+            )
         for expr in fields:
             op = _NODE_OPERATORS.get(str(expr.get("operator", "")))
             # Only metadata.name with In/NotIn is a valid field requirement.
@@ -309,7 +312,9 @@ def _affinity_term(
         names = frozenset({owner_ns})
     else:
         names = frozenset(str(n) for n in namespaces)
-    return AffinityTerm(names, namespace_selector, selector, str(term.get("topologyKey", "")), weight)
+    return AffinityTerm(
+        names, namespace_selector, selector, str(term.get("topologyKey", "")), weight
+    )
 
 
 # --- pods -----------------------------------------------------------------------------------
@@ -378,10 +383,8 @@ def pod_requests(spec: Obj, defaults: Mapping[str, int] | None = None) -> dict[s
     pod_level = (spec.get("resources") or {}).get("requests") or {}
     for name in ("cpu", "memory"):
         if name in pod_level:
-            try:
+            with contextlib.suppress(quantity.QuantityError):
                 total[name] = quantity.amount(name, pod_level[name])
-            except quantity.QuantityError:
-                pass
     overhead = spec.get("overhead") or {}
     if overhead:
         _add(total, _amounts(overhead, None))
@@ -396,7 +399,9 @@ def _host_ports(spec: Obj) -> tuple[tuple[str, str, int], ...]:
     ports: list[tuple[str, str, int]] = []
     containers = list(spec.get("containers") or ())
     # Restartable init containers keep their ports for the pod's life.
-    containers += [c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
+    containers += [
+        c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always"
+    ]
     for container in containers:
         for port in (container or {}).get("ports") or ():
             host_port = int(port.get("hostPort") or 0)
@@ -1177,7 +1182,9 @@ _NO_KEY: Hashable = ()
 class Framework:
     """A profile's plugins, instantiated, and the cycle that runs them (module docstring)."""
 
-    def __init__(self, profile: Profile, registry: Mapping[str, Callable[..., Plugin]] | None = None):
+    def __init__(
+        self, profile: Profile, registry: Mapping[str, Callable[..., Plugin]] | None = None
+    ):
         if registry is None:
             from clusterapi.scheduler.plugins import IN_TREE
 
@@ -1199,7 +1206,9 @@ class Framework:
 
     # -- single node helpers (preemption) --
 
-    def pre_filter(self, state: CycleState, pod: PodInfo) -> tuple[list[FilterPlugin], Status | None]:
+    def pre_filter(
+        self, state: CycleState, pod: PodInfo
+    ) -> tuple[list[FilterPlugin], Status | None]:
         active: list[FilterPlugin] = []
         for plugin in self.filters:
             if isinstance(plugin, PreFilterPlugin):
@@ -1258,8 +1267,8 @@ class Framework:
         num_nodes = sum(1 for n in nodes.values() if n.node is not None)
         active, rejected = self.pre_filter(state, pod)
         if rejected is not None:
-            statuses = {n: rejected for n, info in nodes.items() if info.node is not None}
-            return Result({}, statuses, num_nodes, rejected, state)
+            everywhere = {n: rejected for n, info in nodes.items() if info.node is not None}
+            return Result({}, everywhere, num_nodes, rejected, state)
         ev = memo if memo is not None else Evaluation()
         filters = tuple(active)
         filter_keys = [
@@ -1280,20 +1289,20 @@ class Framework:
         # Filter: re-ask each plugin for the nodes whose answer may have changed.
         touched_all = everything
         touched: set[str] = set()
-        for i, plugin in enumerate(filters):
+        for i, fplugin in enumerate(filters):
             if everything or ev.filter_keys[i] != filter_keys[i]:
-                dirty = all_names
+                refilter = all_names
                 touched_all = True
             else:
-                dirty = self._expand(changed or set(), plugin, state, snapshot)
-                touched |= dirty
+                refilter = self._expand(changed or set(), fplugin, state, snapshot)
+                touched |= refilter
             failures = ev.failures[i]
-            for name in dirty:
+            for name in refilter:
                 info = nodes.get(name)
                 if info is None or info.node is None:
                     failures.pop(name, None)
                     continue
-                status = plugin.filter(state, pod, info)
+                status = fplugin.filter(state, pod, info)
                 if status is None:
                     failures.pop(name, None)
                 else:
@@ -1327,12 +1336,12 @@ class Framework:
         # Score the feasible nodes.
         feasible_list = list(feasible.values())
         scorers: list[tuple[ScorePlugin, int]] = []
-        for plugin, weight in self.scores:
-            if isinstance(plugin, PreScorePlugin):
-                status = plugin.pre_score(state, pod, feasible_list)
+        for splugin, weight in self.scores:
+            if isinstance(splugin, PreScorePlugin):
+                status = splugin.pre_score(state, pod, feasible_list)
                 if status is not None and status.code == Code.SKIP:
                     continue
-            scorers.append((plugin, weight))
+            scorers.append((splugin, weight))
         scorer_tuple = tuple(scorers)
         score_keys = [
             p.memo_key(state) if isinstance(p, ClusterScoped) else _NO_KEY for p, _ in scorers
@@ -1344,26 +1353,27 @@ class Framework:
             ev.raw = [{} for _ in scorers]
             ev.norm = [None for _ in scorers]
         total_dirty: set[str] = newly_feasible | newly_infeasible
-        for j, (plugin, _weight) in enumerate(scorers):
+        for j, (splugin, _weight) in enumerate(scorers):
             raw = ev.raw[j]
+            rescore: Collection[str]
             if all_totals or ev.score_keys[j] != score_keys[j]:
                 raw.clear()
-                dirty: Collection[str] = feasible
+                rescore = feasible
                 all_totals = True
             else:
                 for name in newly_infeasible:
                     raw.pop(name, None)
-                dirty = self._expand(changed or set(), plugin, state, snapshot) | newly_feasible
-                total_dirty |= dirty
-            for name in dirty:
+                rescore = self._expand(changed or set(), splugin, state, snapshot) | newly_feasible
+                total_dirty |= rescore
+            for name in rescore:
                 info = feasible.get(name)
                 if info is None:
                     raw.pop(name, None)
                 else:
-                    raw[name] = plugin.score(state, pod, info)
-            if isinstance(plugin, NormalizeScorePlugin):
+                    raw[name] = splugin.score(state, pod, info)
+            if isinstance(splugin, NormalizeScorePlugin):
                 normalized = dict(raw)
-                plugin.normalize(state, pod, normalized)
+                splugin.normalize(state, pod, normalized)
                 previous = ev.norm[j]
                 if previous is None:
                     all_totals = True
@@ -1373,10 +1383,10 @@ class Framework:
         ev.score_keys = score_keys
 
         totals = ev.totals
-        contributions = [
-            (ev.norm[j] if ev.norm[j] is not None else ev.raw[j], weight)
-            for j, (_p, weight) in enumerate(scorers)
-        ]
+        contributions: list[tuple[dict[str, int], int]] = []
+        for j, (_p, weight) in enumerate(scorers):
+            norm = ev.norm[j]
+            contributions.append((norm if norm is not None else ev.raw[j], weight))
         if all_totals:
             totals.clear()
             names: Iterable[str] = feasible

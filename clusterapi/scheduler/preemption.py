@@ -37,7 +37,6 @@ from clusterapi.scheduler.framework import (
     Snapshot,
     Status,
     fit_error_message,
-    more_important,
     unresolvable,
 )
 
@@ -138,8 +137,12 @@ class Budgets:
 
 
 def select_victims(
-    framework: Framework, state: CycleState, filters: Sequence[Any], pod: PodInfo,
-    node: NodeInfo, budgets: Budgets,
+    framework: Framework,
+    state: CycleState,
+    filters: Sequence[Any],
+    pod: PodInfo,
+    node: NodeInfo,
+    budgets: Budgets,
 ) -> tuple[list[PodInfo], int, Status | None]:
     """``SelectVictimsOnNode``: (victims, PDB violations, None) or why the node cannot do."""
     info = node.clone()
@@ -234,9 +237,7 @@ def preempt(
     budgets = Budgets(pdbs)
     candidates: list[Candidate] = []
     for info in potential:
-        victims, violations, status = select_victims(
-            framework, state, filters, pod, info, budgets
-        )
+        victims, violations, status = select_victims(framework, state, filters, pod, info, budgets)
         if status is not None:
             statuses[info.name] = status
         else:

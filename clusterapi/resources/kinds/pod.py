@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from clusterapi.resources import defaults
+from clusterapi.resources.kinds import priorityclass
 from clusterapi.resources.registry import Kind, Obj
 
 
@@ -25,6 +28,32 @@ def _defaults(obj: Obj) -> None:
     status = defaults.status_of(obj)
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", _qos_class(obj["spec"]))
+    if not (obj.get("metadata") or {}).get("resourceVersion"):
+        # On create only: upstream's Priority admission resolves spec.priorityClassName.
+        priorityclass.admit_pod(obj)
+    _mark_scheduled(obj["spec"], status)
+
+
+def _mark_scheduled(spec: Obj, status: Obj) -> None:
+    """A pod with a node is scheduled: binding sets ``PodScheduled=True`` in its own write,
+    as upstream's binding storage does (and as a kubelet reports for pods created bound)."""
+    if not spec.get("nodeName"):
+        return
+    conditions = status.get("conditions")
+    if not isinstance(conditions, list):
+        conditions = status["conditions"] = []
+    scheduled = {
+        "type": "PodScheduled",
+        "status": "True",
+        "lastProbeTime": None,
+        "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    for i, condition in enumerate(conditions):
+        if isinstance(condition, dict) and condition.get("type") == "PodScheduled":
+            if condition.get("status") != "True":
+                conditions[i] = scheduled
+            return
+    conditions.append(scheduled)
 
 
 def _graceful(obj: Obj, grace: int | None) -> bool:
@@ -59,7 +88,7 @@ KIND = Kind(
     plural="pods",
     short_names=("po",),
     categories=("all",),
-    subresources=("status", "binding"),
+    subresources=("status", "binding", "eviction"),
     delete_returns_object=True,
     field_selectors={
         "spec.nodeName": lambda o: str(o.get("spec", {}).get("nodeName", "")),

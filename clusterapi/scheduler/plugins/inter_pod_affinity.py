@@ -151,7 +151,8 @@ class InterPodAffinity:
             anti_counts = snapshot.aggregate(("ipa-anti", anti_terms), anti)
         self_match = matches_all(pod.required_affinity, pod, ns_labels)
         state.write(
-            PRE_FILTER_KEY, PreFilterState(existing_counts, affinity_counts, anti_counts, self_match)
+            PRE_FILTER_KEY,
+            PreFilterState(existing_counts, affinity_counts, anti_counts, self_match),
         )
         return None
 

@@ -102,13 +102,14 @@ def count_matching(node: NodeInfo, namespace: str, selector: LabelSelector) -> i
 
 
 def _included(pod: PodInfo, node: NodeInfo, constraint: Constraint) -> bool:
-    if constraint.honor_affinity and pod.required_node_affinity is not None:
-        if not pod.required_node_affinity.matches(node):
-            return False
-    if constraint.honor_taints and node.taints:
-        if first_untolerated(node.taints, pod.tolerations, DO_NOT_SCHEDULE) is not None:
-            return False
-    return True
+    required = pod.required_node_affinity
+    if constraint.honor_affinity and required is not None and not required.matches(node):
+        return False
+    return not (
+        constraint.honor_taints
+        and node.taints
+        and first_untolerated(node.taints, pod.tolerations, DO_NOT_SCHEDULE) is not None
+    )
 
 
 def _counts(
@@ -129,7 +130,9 @@ def _counts(
         labels = node.labels
         if any(k not in labels for k in keys) or not _included(pod, node, constraint):
             return {}
-        return {labels[constraint.topology_key]: count_matching(node, namespace, constraint.selector)}
+        return {
+            labels[constraint.topology_key]: count_matching(node, namespace, constraint.selector)
+        }
 
     return state.snapshot.aggregate(aggregate_key, compute)
 
@@ -233,7 +236,9 @@ class PodTopologySpread:
         if any(k not in node.labels for k in s.keys):
             return
         for i, constraint in enumerate(s.constraints):
-            if not _included(pod, node, constraint) or not constraint.selector.matches(other.labels):
+            if not _included(pod, node, constraint) or not constraint.selector.matches(
+                other.labels
+            ):
                 continue
             value = node.labels[constraint.topology_key]
             s.counts[i][value] = s.counts[i].get(value, 0) + delta

@@ -1,0 +1,53 @@
+"""The scheduler as a control loop: ``Controller(name="scheduler", kind="Pod")``.
+
+Every committed change to a pod wakes ``reconcile`` for that pod. If the pod is pending for
+one of our profiles (unbound, ``spec.schedulerName`` ours, not being deleted, not gated)
+and not backing off, the reconcile runs a *batch* over everything pending, so a burst of
+pods created together is scheduled by the first task while the rest find their pod bound
+and return at once. A pod that stays unschedulable asks to be looked at again when its
+backoff allows.
+
+Changes that may make room wake the ``SWEEP`` key instead of a pod: a Node added or changed
+(joined, uncordoned, relabelled) and a bound pod that is going away. Sweeps are
+deduplicated like any key, so a storm of node updates costs one batch at a time.
+
+The loop is a singleton (only the leader of the ``berth-scheduler`` Lease runs it), so two
+schedulers never assume the same free capacity. There is no per-pod periodic resync: it
+would enqueue every pod in the cluster each period, while pending pods are already covered
+by their own retries and by sweeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from clusterapi.controllers.base import Controller, Key, Obj
+from clusterapi.scheduler import scheduler
+
+
+def reconcile(namespace: str, name: str) -> float | None:
+    return scheduler.get().reconcile(namespace, name)
+
+
+def _node_changed(obj: Obj) -> Iterable[Key]:
+    yield scheduler.SWEEP
+
+
+def _pod_leaving(obj: Obj) -> Iterable[Key]:
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    meta = obj.get("metadata") or {}
+    if spec.get("nodeName") and (
+        meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed")
+    ):
+        yield scheduler.SWEEP
+
+
+CONTROLLER = Controller(
+    name="scheduler",
+    kind="Pod",
+    reconcile=reconcile,
+    watches={"Node": _node_changed, "Pod": _pod_leaving},
+    singleton=True,
+    resync=False,
+)
