@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from clusterapi.api import discovery, openapi, reviews, views
 from clusterapi.audit import views as audit_views
 from clusterapi.authn import chain
+from clusterapi.nodeagent import credentials as node_credentials
 
 
 def authenticated(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
@@ -61,6 +62,11 @@ urlpatterns = [
     # The audit log: a non-resource path only cluster-admin's nonResourceURLs ["*"] reaches.
     re_path(r"^audit/v1/events/?$", authenticated(audit_views.events)),
     re_path(r"^apis/authorization\.berth\.dev/v1/whocan/?$", authenticated(reviews.who_can)),
+    # Node agents exchange a bootstrap token for node credentials (clusterapi.nodeagent).
+    re_path(
+        r"^apis/node\.berth\.dev/v1/nodecredentials/?$",
+        authenticated(node_credentials.create),
+    ),
     re_path(r"^api/v1/(?P<rest>.+)$", views.core_resources),
     re_path(r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?P<rest>.+)$", views.group_resources),
 ]

@@ -24,8 +24,10 @@ from clusterapi.controllers import (
     disruption,
     garbagecollector,
     namespace,
+    nodelifecycle,
     replicaset,
     replicationcontroller,
+    serviceaccount,
 )
 from clusterapi.controllers.base import Controller, Obj
 from clusterapi.resources.registry import Kind
@@ -42,6 +44,8 @@ CONTROLLERS: tuple[Controller, ...] = (
     replicationcontroller.CONTROLLER,
     deployment.CONTROLLER,
     garbagecollector.CONTROLLER,
+    nodelifecycle.CONTROLLER,
+    serviceaccount.CONTROLLER,
 )
 BY_NAME: dict[str, Controller] = {c.name: c for c in CONTROLLERS}
 

@@ -28,8 +28,9 @@ that object *as an owner*:
   confirming each owner's absence with a fresh read (never from a possibly stale list).
 
 Wake-ups (``watches`` covers every kind): a change to object X wakes X's own key when X is
-being deleted or is not of a high-churn leaf kind (pods, events, leases, endpoints: they
-rarely own anything, and waking on each of their status updates would flood the queue); it
+being deleted or is not of a high-churn leaf kind (pods, events, leases, endpoints, nodes:
+waking on each of their status updates would flood the queue, and what they own is left to
+the full pass); it
 wakes the keys of X's owners when X is being deleted (a foreground owner may be waiting for
 it) or was created recently (a dependent created after its owner was deleted is caught at
 once). The periodic resync gives every namespace a **full pass** (key ``("", "<namespace>")``):
@@ -43,8 +44,9 @@ Cost
 * an owner that is gone or being deleted with a finalizer: one scan of its namespace (every
   kind; a cluster-scoped owner scans everything), filtered on the raw JSON text before any
   decoding, plus one read per distinct owner of each dependent found (memoised per pass);
-* a full pass: reading the namespace's objects and the cluster-scoped ones once, decoding
-  only those with ownerReferences — O(size of the namespace) per resync period.
+* a full pass: reading the namespace's objects once, decoding only those with
+  ownerReferences or finalizers, plus one read per distinct cluster-scoped owner —
+  O(size of the namespace) per namespace and resync period.
 
 Deleting an owner with N dependents therefore costs one scan and N deletes, not N scans. In a
 namespace that is itself being deleted nothing is scanned (the namespace controller removes
@@ -71,8 +73,11 @@ logger = logging.getLogger(__name__)
 COMPONENT = "garbage-collector-controller"
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
-# High-churn kinds that (almost) never own anything: their changes do not wake their own key.
-LEAF_KINDS = frozenset({"Pod", "Event", "Lease", "Endpoints", "EndpointSlice"})
+# High-churn kinds whose changes do not wake their own key: pods, events, leases and endpoints
+# (almost) never own anything; nodes own only their leases and mirror pods, and a heartbeat
+# every few seconds per node must not cost a task each. What they own is collected by the
+# namespace's full pass.
+LEAF_KINDS = frozenset({"Pod", "Event", "Lease", "Endpoints", "EndpointSlice", "Node"})
 # A dependent created this recently wakes its owners' keys (its owner may already be gone).
 YOUNG_SECONDS = 30
 # How often a foreground deletion looks again while blocking dependents remain.
@@ -390,28 +395,36 @@ def _reconcile_object(namespace: str, key_name: str) -> float | None:
 
 
 def full_pass(namespace: str) -> float | None:
-    """Check every ownerReference in ``namespace`` against an index of what exists."""
+    """Check every ownerReference in ``namespace`` against an index of what exists there.
+
+    References to cluster-scoped owners (a Node) are not indexed: they are checked with one
+    read per distinct owner, so a pass never lists the cluster-scoped kinds.
+    """
     if _namespace_going(namespace):
         return None
     objects: list[tuple[Kind, Obj]] = []
     existing: set[str] = set()
     for kind in _kinds().values():
-        for raw in store.list_objects(kind, namespace if kind.namespaced else None).raw:
-            if kind.namespaced and ('"ownerReferences"' in raw or '"finalizers"' in raw):
+        if not kind.namespaced:
+            continue
+        for raw in store.list_objects(kind, namespace).raw:
+            if '"ownerReferences"' in raw or '"finalizers"' in raw:
                 obj = store.objects.decode(raw)
                 objects.append((kind, obj))
                 existing.add(obj["metadata"]["uid"])
             else:
                 existing.add(_uid_of(raw))
     dependents_of: dict[str, list[tuple[Kind, Obj]]] = {}
-    suspects: list[tuple[Kind, Obj]] = []
+    suspects: dict[str, tuple[Kind, Obj]] = {}
     for kind, obj in objects:
         for ref in obj["metadata"].get("ownerReferences") or ():
             if not isinstance(ref, dict):
                 continue
             dependents_of.setdefault(str(ref.get("uid")), []).append((kind, obj))
-            if ref.get("uid") not in existing:
-                suspects.append((kind, obj))
+            ref_kind = owner_kind(ref)
+            cluster_owner = ref_kind is not None and not ref_kind.namespaced
+            if cluster_owner or ref.get("uid") not in existing:
+                suspects[obj["metadata"]["uid"]] = (kind, obj)
     work = _Pass()
     waiting = False
     for kind, obj in objects:
@@ -421,12 +434,9 @@ def full_pass(namespace: str) -> float | None:
             indexed = dependents_of.get(obj["metadata"]["uid"], [])
             again = process_deleting_owner(kind, obj, functools.partial(_fresh, indexed), work)
             waiting = waiting or again is not None
-    seen: set[str] = set()
-    for kind, obj in suspects:
-        if obj["metadata"]["uid"] not in seen:
-            seen.add(obj["metadata"]["uid"])
-            # The index may predate an owner created since: attempt_to_delete re-reads.
-            attempt_to_delete(kind, obj, work)
+    for kind, obj in suspects.values():
+        # The index may predate an owner created since: attempt_to_delete re-reads owners.
+        attempt_to_delete(kind, obj, work)
     return WAIT_SECONDS if waiting else None
 
 

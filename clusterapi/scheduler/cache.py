@@ -193,16 +193,21 @@ class SchedulerCache:
         return pod
 
     def assume(self, pod: PodInfo, obj: dict[str, Any]) -> PodInfo:
-        """Place a pod the scheduler bound, without parsing it again."""
-        bound = PodInfo.__new__(PodInfo)
-        for slot in PodInfo.__slots__:
-            setattr(bound, slot, getattr(pod, slot))
+        """Place a pod the scheduler just bound, without parsing it again.
+
+        The pending ``PodInfo`` becomes the bound one: it is no longer pending, so nothing
+        else refers to it as such.
+        """
+        self.pending.pop(pod.key, None)
+        self.snapshot.forget_nomination(pod)
         meta = obj.get("metadata") or {}
-        bound.obj = obj
-        bound.node_name = str((obj.get("spec") or {}).get("nodeName") or "")
-        bound.resource_version = str(meta.get("resourceVersion") or "")
-        self._set_pod(bound)
-        return bound
+        pod.obj = obj
+        pod.node_name = str((obj.get("spec") or {}).get("nodeName") or "")
+        pod.resource_version = str(meta.get("resourceVersion") or "")
+        pod.nominated_node_name = ""
+        self.pods[pod.key] = pod
+        self.snapshot.add_pod(pod, pod.node_name)
+        return pod
 
     def forget(self, key: Key) -> None:
         current = self.pods.get(key)

@@ -49,7 +49,7 @@ import random
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast
 
 import orjson
 
@@ -794,6 +794,7 @@ class Snapshot:
         self.namespaces: dict[str, dict[str, str]] = {}
         # Pods nominated to a node by preemption and not bound yet: node -> uid -> pod.
         self.nominated: dict[str, dict[str, PodInfo]] = {}
+        self._nominated_node: dict[str, str] = {}
         self.version = 0
         self.epoch = 0
         self._log: list[str] = []
@@ -802,6 +803,8 @@ class Snapshot:
         self._aggregates: OrderedDict[Hashable, NodeAggregate] = OrderedDict()
         self.pods_with_affinity = 0
         self.pods_with_required_anti_affinity = 0
+        self._num_nodes = 0
+        self._counted_epoch = -1
 
     # -- change tracking --
 
@@ -919,14 +922,28 @@ class Snapshot:
     def nominate(self, pod: PodInfo, node_name: str) -> None:
         self.forget_nomination(pod)
         self.nominated.setdefault(node_name, {})[pod.uid] = pod
+        self._nominated_node[pod.uid] = node_name
         self.touch(node_name)
 
     def forget_nomination(self, pod: PodInfo) -> None:
-        for node_name, pods in list(self.nominated.items()):
-            if pods.pop(pod.uid, None) is not None:
-                if not pods:
-                    del self.nominated[node_name]
-                self.touch(node_name)
+        node_name = self._nominated_node.pop(pod.uid, None)
+        if node_name is None:
+            return
+        pods = self.nominated.get(node_name, {})
+        pods.pop(pod.uid, None)
+        if not pods:
+            self.nominated.pop(node_name, None)
+        self.touch(node_name)
+
+    def names(self) -> set[str]:
+        return set(self.nodes)
+
+    def num_nodes(self) -> int:
+        """Nodes with a Node object (cached per epoch: only restructuring changes it)."""
+        if self._counted_epoch != self.epoch:
+            self._num_nodes = sum(1 for n in self.nodes.values() if n.node is not None)
+            self._counted_epoch = self.epoch
+        return self._num_nodes
 
     def schedulable_nodes(self) -> list[NodeInfo]:
         """Nodes with a Node object (not placeholders for pods of a deleted node)."""
@@ -967,24 +984,20 @@ class CycleState:
 # --- plugin protocols -----------------------------------------------------------------------
 
 
-@runtime_checkable
 class Plugin(Protocol):
     NAME: ClassVar[str]
 
 
-@runtime_checkable
 class PreFilterPlugin(Plugin, Protocol):
     def pre_filter(self, state: CycleState, pod: PodInfo) -> Status | None:
         """Prepare state; ``SKIP`` when the plugin has nothing to check for this pod."""
 
 
-@runtime_checkable
 class FilterPlugin(Plugin, Protocol):
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         """None when the pod may run on ``node``; else why not."""
 
 
-@runtime_checkable
 class PreFilterExtensions(Plugin, Protocol):
     """What-if support for preemption: adjust the PreFilter state for a pod added/removed."""
 
@@ -995,27 +1008,23 @@ class PreFilterExtensions(Plugin, Protocol):
     ) -> None: ...
 
 
-@runtime_checkable
 class PreScorePlugin(Plugin, Protocol):
     def pre_score(
-        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+        self, state: CycleState, pod: PodInfo, nodes: Collection[NodeInfo]
     ) -> Status | None:
         """Prepare scoring over the feasible ``nodes``; ``SKIP`` to contribute nothing."""
 
 
-@runtime_checkable
 class ScorePlugin(Plugin, Protocol):
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         """The node's raw score for this pod."""
 
 
-@runtime_checkable
 class NormalizeScorePlugin(ScorePlugin, Protocol):
     def normalize(self, state: CycleState, pod: PodInfo, scores: dict[str, int]) -> None:
         """Map raw scores (node name -> score) onto 0..MAX_NODE_SCORE, in place."""
 
 
-@runtime_checkable
 class ClusterScoped(Plugin, Protocol):
     """A plugin whose per-node answers depend on other nodes (see the module docstring)."""
 
@@ -1024,6 +1033,10 @@ class ClusterScoped(Plugin, Protocol):
 
     def topology_keys(self, state: CycleState) -> Collection[str]:
         """Label keys whose domains share answers: a change to a node affects its domain."""
+
+
+def _has(plugin: object, method: str) -> bool:
+    return callable(getattr(plugin, method, None))
 
 
 def default_normalize(scores: dict[str, int], *, reverse: bool = False) -> None:
@@ -1119,10 +1132,65 @@ def fit_error_message(
 # --- evaluation -----------------------------------------------------------------------------
 
 
+class Leaderboard:
+    """Feasible nodes by total score, for picking the best in O(ties) rather than O(nodes).
+
+    Nodes with the same total share a bucket (a list, with each node's index kept so it can
+    leave in O(1)); the best bucket is the highest key. A pod moves one or two nodes between
+    buckets, so choosing among thousands of equal nodes stays cheap.
+    """
+
+    __slots__ = ("buckets", "index", "totals")
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+        self.buckets: dict[int, list[str]] = {}
+        self.index: dict[str, int] = {}
+
+    def clear(self) -> None:
+        self.totals.clear()
+        self.buckets.clear()
+        self.index.clear()
+
+    def remove(self, name: str) -> None:
+        total = self.totals.pop(name, None)
+        if total is None:
+            return
+        bucket = self.buckets[total]
+        i = self.index.pop(name)
+        last = bucket.pop()
+        if last != name:
+            bucket[i] = last
+            self.index[last] = i
+        if not bucket:
+            del self.buckets[total]
+
+    def set(self, name: str, total: int) -> None:
+        if self.totals.get(name) == total:
+            return
+        self.remove(name)
+        self.totals[name] = total
+        bucket = self.buckets.setdefault(total, [])
+        self.index[name] = len(bucket)
+        bucket.append(name)
+
+    def best(self, rng: random.Random, exclude: Collection[str] = ()) -> str | None:
+        """The highest total, a random one among equals (``selectHost``)."""
+        for total in sorted(self.buckets, reverse=True):
+            bucket = self.buckets[total]
+            if exclude:
+                bucket = [n for n in bucket if n not in exclude]
+                if not bucket:
+                    continue
+            return bucket[0] if len(bucket) == 1 else bucket[rng.randrange(len(bucket))]
+        return None
+
+
 class Evaluation:
     """Per-plugin answers for one pod signature, refreshed incrementally (module docstring)."""
 
     __slots__ = (
+        "board",
         "epoch",
         "failures",
         "feasible",
@@ -1132,7 +1200,6 @@ class Evaluation:
         "raw",
         "score_keys",
         "scores",
-        "totals",
         "version",
     )
 
@@ -1148,26 +1215,37 @@ class Evaluation:
         self.score_keys: list[Hashable] = []
         self.raw: list[dict[str, int]] = []
         self.norm: list[dict[str, int] | None] = []
-        self.totals: dict[str, int] = {}
+        self.board = Leaderboard()
 
 
 @dataclass
 class Result:
-    """The outcome of evaluating one pod against the snapshot."""
+    """The outcome of evaluating one pod against the snapshot.
 
-    totals: dict[str, int]
+    ``board`` ranks the feasible nodes (it belongs to the memo: read it before the next
+    evaluation of the same pod shape); ``blocked`` are feasible nodes whose room is held
+    for nominated pods of higher priority.
+    """
+
+    board: Leaderboard
     statuses: dict[str, Status]
     num_nodes: int
     pre_filter_status: Status | None = None
     state: CycleState | None = None
+    blocked: frozenset[str] = frozenset()
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """Node name -> weighted score of every node the pod fits."""
+        if self.blocked:
+            return {n: t for n, t in self.board.totals.items() if n not in self.blocked}
+        return self.board.totals
+
+    def fits(self, name: str) -> bool:
+        return name in self.board.totals and name not in self.blocked
 
     def best(self, rng: random.Random) -> str | None:
-        """``selectHost``: the highest total, a random one among equals."""
-        if not self.totals:
-            return None
-        top = max(self.totals.values())
-        tied = [name for name, total in self.totals.items() if total == top]
-        return tied[0] if len(tied) == 1 else tied[rng.randrange(len(tied))]
+        return self.board.best(rng, self.blocked)
 
     def message(self, post_filter_msg: str = "") -> str:
         pre = self.pre_filter_status.message if self.pre_filter_status is not None else ""
@@ -1198,11 +1276,21 @@ class Framework:
                     raise ValueError(f"unknown scheduler plugin {name!r}")
                 self.plugins[name] = factory(profile.plugin_args.get(name, {}))
         self.filters: tuple[FilterPlugin, ...] = tuple(
-            p for n in profile.filters if isinstance(p := self.plugins[n], FilterPlugin)
+            cast(FilterPlugin, p) for n in profile.filters if _has(p := self.plugins[n], "filter")
         )
         self.scores: tuple[tuple[ScorePlugin, int], ...] = tuple(
-            (p, w) for n, w in profile.scores if isinstance(p := self.plugins[n], ScorePlugin)
+            (cast(ScorePlugin, p), w)
+            for n, w in profile.scores
+            if _has(p := self.plugins[n], "score")
         )
+        # Which extension points each plugin implements, looked up once: isinstance() on a
+        # runtime-checkable Protocol costs more than a whole Filter call.
+        plugins = self.plugins.values()
+        self._pre_filters = {p.NAME for p in plugins if _has(p, "pre_filter")}
+        self._pre_scores = {p.NAME for p in plugins if _has(p, "pre_score")}
+        self._normalizers = {p.NAME for p in plugins if _has(p, "normalize")}
+        self._cluster_scoped = {p.NAME for p in plugins if _has(p, "memo_key")}
+        self.extensions = {p.NAME for p in plugins if _has(p, "add_pod")}
 
     # -- single node helpers (preemption) --
 
@@ -1211,8 +1299,8 @@ class Framework:
     ) -> tuple[list[FilterPlugin], Status | None]:
         active: list[FilterPlugin] = []
         for plugin in self.filters:
-            if isinstance(plugin, PreFilterPlugin):
-                status = plugin.pre_filter(state, pod)
+            if plugin.NAME in self._pre_filters:
+                status = cast(PreFilterPlugin, plugin).pre_filter(state, pod)
                 if status is not None:
                     if status.code == Code.SKIP:
                         continue
@@ -1247,8 +1335,8 @@ class Framework:
             for other in nominated:
                 with_nominated.add_pod(other)
                 for plugin in filters:
-                    if isinstance(plugin, PreFilterExtensions):
-                        plugin.add_pod(added, pod, other, with_nominated)
+                    if plugin.NAME in self.extensions:
+                        cast(PreFilterExtensions, plugin).add_pod(added, pod, other, with_nominated)
             status = self.run_filters(filters, added, pod, with_nominated)
             if status is not None:
                 return status
@@ -1264,16 +1352,14 @@ class Framework:
         """
         state = CycleState(snapshot)
         nodes = snapshot.nodes
-        num_nodes = sum(1 for n in nodes.values() if n.node is not None)
+        num_nodes = snapshot.num_nodes()
         active, rejected = self.pre_filter(state, pod)
         if rejected is not None:
             everywhere = {n: rejected for n, info in nodes.items() if info.node is not None}
-            return Result({}, everywhere, num_nodes, rejected, state)
+            return Result(Leaderboard(), everywhere, num_nodes, rejected, state)
         ev = memo if memo is not None else Evaluation()
         filters = tuple(active)
-        filter_keys = [
-            p.memo_key(state) if isinstance(p, ClusterScoped) else _NO_KEY for p in filters
-        ]
+        filter_keys = [self._memo_key(p, state) for p in filters]
         changed: set[str] | None = None
         if ev.epoch == snapshot.epoch and ev.filters == filters:
             changed = snapshot.changed_since(ev.version)
@@ -1282,19 +1368,21 @@ class Framework:
             ev.filter_keys = [_NO_KEY for _ in filters]
             ev.failures = [{} for _ in filters]
             ev.feasible = {}
-            ev.scores, ev.score_keys, ev.raw, ev.norm, ev.totals = (), [], [], [], {}
+            ev.scores, ev.score_keys, ev.raw, ev.norm = (), [], [], []
+            ev.board.clear()
         everything = changed is None
-        all_names = set(nodes)
+        since: set[str] = changed or set()
 
-        # Filter: re-ask each plugin for the nodes whose answer may have changed.
+        # 1. Filter: re-ask each plugin for the nodes whose answer may have changed.
         touched_all = everything
         touched: set[str] = set()
         for i, fplugin in enumerate(filters):
+            refilter: Collection[str]
             if everything or ev.filter_keys[i] != filter_keys[i]:
-                refilter = all_names
+                refilter = nodes
                 touched_all = True
             else:
-                refilter = self._expand(changed or set(), fplugin, state, snapshot)
+                refilter = self._expand(since, fplugin, state, snapshot)
                 touched |= refilter
             failures = ev.failures[i]
             for name in refilter:
@@ -1309,7 +1397,7 @@ class Framework:
                     failures[name] = status
         ev.filter_keys = filter_keys
         if touched_all:
-            touched = all_names | ev.feasible.keys()
+            touched = snapshot.names() | ev.feasible.keys()
         newly_feasible: set[str] = set()
         newly_infeasible: set[str] = set()
         feasible = ev.feasible
@@ -1326,26 +1414,23 @@ class Framework:
                 feasible[name] = info
             elif feasible.pop(name, None) is not None:
                 newly_infeasible.add(name)
-
+        ev.epoch, ev.version = snapshot.epoch, snapshot.version
         if not feasible:
             # Nothing to score; the next pod of this shape scores afresh.
-            ev.scores, ev.totals = (), {}
-            ev.epoch, ev.version = snapshot.epoch, snapshot.version
-            return Result({}, self.diagnose(ev, snapshot), num_nodes, None, state)
+            ev.scores = ()
+            ev.board.clear()
+            return Result(ev.board, self.diagnose(ev, snapshot), num_nodes, None, state)
 
-        # Score the feasible nodes.
-        feasible_list = list(feasible.values())
+        # 2. PreScore and Score the feasible nodes, again only where answers may change.
         scorers: list[tuple[ScorePlugin, int]] = []
         for splugin, weight in self.scores:
-            if isinstance(splugin, PreScorePlugin):
-                status = splugin.pre_score(state, pod, feasible_list)
+            if splugin.NAME in self._pre_scores:
+                status = cast(PreScorePlugin, splugin).pre_score(state, pod, feasible.values())
                 if status is not None and status.code == Code.SKIP:
                     continue
             scorers.append((splugin, weight))
         scorer_tuple = tuple(scorers)
-        score_keys = [
-            p.memo_key(state) if isinstance(p, ClusterScoped) else _NO_KEY for p, _ in scorers
-        ]
+        score_keys = [self._memo_key(p, state) for p, _ in scorers]
         all_totals = everything or ev.scores != scorer_tuple
         if all_totals:
             ev.scores = scorer_tuple
@@ -1356,25 +1441,31 @@ class Framework:
         for j, (splugin, _weight) in enumerate(scorers):
             raw = ev.raw[j]
             rescore: Collection[str]
+            raw_changed = bool(newly_feasible or newly_infeasible)
             if all_totals or ev.score_keys[j] != score_keys[j]:
                 raw.clear()
                 rescore = feasible
-                all_totals = True
+                all_totals = raw_changed = True
             else:
                 for name in newly_infeasible:
                     raw.pop(name, None)
-                rescore = self._expand(changed or set(), splugin, state, snapshot) | newly_feasible
-                total_dirty |= rescore
+                rescore = self._expand(since, splugin, state, snapshot) | newly_feasible
             for name in rescore:
                 info = feasible.get(name)
                 if info is None:
                     raw.pop(name, None)
-                else:
-                    raw[name] = splugin.score(state, pod, info)
-            if isinstance(splugin, NormalizeScorePlugin):
-                normalized = dict(raw)
-                splugin.normalize(state, pod, normalized)
+                    continue
+                value = splugin.score(state, pod, info)
+                if raw.get(name) != value:
+                    raw[name] = value
+                    raw_changed = True
+                    total_dirty.add(name)
+            if splugin.NAME in self._normalizers:
                 previous = ev.norm[j]
+                if previous is not None and not raw_changed:
+                    continue  # same raw scores, same state: the same normalized scores
+                normalized = dict(raw)
+                cast(NormalizeScorePlugin, splugin).normalize(state, pod, normalized)
                 if previous is None:
                     all_totals = True
                 elif not all_totals and previous != normalized:
@@ -1382,49 +1473,49 @@ class Framework:
                 ev.norm[j] = normalized
         ev.score_keys = score_keys
 
-        totals = ev.totals
+        # 3. Weighted totals, ranked.
         contributions: list[tuple[dict[str, int], int]] = []
         for j, (_p, weight) in enumerate(scorers):
             norm = ev.norm[j]
             contributions.append((norm if norm is not None else ev.raw[j], weight))
+        board = ev.board
         if all_totals:
-            totals.clear()
+            board.clear()
             names: Iterable[str] = feasible
         else:
             names = total_dirty
         for name in names:
-            if name not in feasible:
-                totals.pop(name, None)
-                continue
-            totals[name] = sum(c.get(name, 0) * w for c, w in contributions)
-        ev.epoch, ev.version = snapshot.epoch, snapshot.version
+            if name in feasible:
+                board.set(name, sum(c.get(name, 0) * w for c, w in contributions))
+            else:
+                board.remove(name)
 
-        totals_now = totals
+        # 4. Nominated pods keep the room preemption freed for them from lower priorities.
         statuses: dict[str, Status] = {}
-        # Nominated pods keep the room preemption freed for them from lower-priority pods.
-        if snapshot.nominated:
-            blocked: dict[str, Status] = {}
-            for node_name in snapshot.nominated:
-                info = feasible.get(node_name)
-                if info is None:
-                    continue
+        blocked: dict[str, Status] = {}
+        for node_name in snapshot.nominated:
+            info = feasible.get(node_name)
+            if info is not None:
                 status = self.filters_with_nominated(filters, state, pod, info)
                 if status is not None:
                     blocked[node_name] = status
-            if blocked:
-                totals_now = {n: t for n, t in totals.items() if n not in blocked}
-                statuses.update(blocked)
-        if not totals_now:
-            statuses.update(self.diagnose(ev, snapshot))
-        return Result(dict(totals_now), statuses, num_nodes, None, state)
+        if blocked:
+            statuses.update(blocked)
+            if len(blocked) >= len(feasible):
+                statuses.update(self.diagnose(ev, snapshot))
+        return Result(board, statuses, num_nodes, None, state, frozenset(blocked))
 
-    @staticmethod
+    def _memo_key(self, plugin: Plugin, state: CycleState) -> Hashable:
+        if plugin.NAME not in self._cluster_scoped:
+            return _NO_KEY
+        return cast(ClusterScoped, plugin).memo_key(state)
+
     def _expand(
-        changed: set[str], plugin: Plugin, state: CycleState, snapshot: Snapshot
+        self, changed: set[str], plugin: Plugin, state: CycleState, snapshot: Snapshot
     ) -> set[str]:
-        if not changed or not isinstance(plugin, ClusterScoped):
+        if not changed or plugin.NAME not in self._cluster_scoped:
             return changed
-        keys = plugin.topology_keys(state)
+        keys = cast(ClusterScoped, plugin).topology_keys(state)
         if not keys:
             return changed
         out = set(changed)

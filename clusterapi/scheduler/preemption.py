@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from clusterapi.api.selectors import SelectorError, from_label_selector
 from clusterapi.scheduler.framework import (
@@ -147,7 +147,7 @@ def select_victims(
     """``SelectVictimsOnNode``: (victims, PDB violations, None) or why the node cannot do."""
     info = node.clone()
     local = state.clone()
-    extensions = [p for p in filters if isinstance(p, PreFilterExtensions)]
+    extensions = [cast(PreFilterExtensions, p) for p in filters if p.NAME in framework.extensions]
     lower = [p for p in info.pods.values() if p.priority < pod.priority]
     if not lower:
         return [], 0, unresolvable(NO_VICTIMS)

@@ -226,7 +226,7 @@ class Scheduler:
         snapshot = self.cache.snapshot
         result = framework.evaluate(pod, snapshot, self._memo(pod))
         nominated = pod.nominated_node_name
-        node = nominated if nominated in result.totals else result.best(self.rng)
+        node = nominated if nominated and result.fits(nominated) else result.best(self.rng)
         if node is not None:
             return self._bind(pod, node)
         post_filter = ""

@@ -31,7 +31,50 @@ def _defaults(obj: Obj) -> None:
     if not (obj.get("metadata") or {}).get("resourceVersion"):
         # On create only: upstream's Priority admission resolves spec.priorityClassName.
         priorityclass.admit_pod(obj)
+        _default_service_account(obj["spec"])
+        _default_toleration_seconds(obj["spec"])
     _mark_scheduled(obj["spec"], status)
+
+
+# The DefaultTolerationSeconds admission plugin's defaults (its flags' defaults, 300 s).
+DEFAULT_TOLERATION_SECONDS = 300
+_DEFAULT_TOLERATION_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def _default_service_account(spec: Obj) -> None:
+    """The ServiceAccount admission plugin's default: ``serviceAccountName: default``."""
+    if not spec.get("serviceAccountName"):
+        spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+
+
+def _default_toleration_seconds(spec: Obj) -> None:
+    """DefaultTolerationSeconds: tolerate not-ready and unreachable (NoExecute) for 300 s,
+    unless the pod already tolerates that taint (or every NoExecute taint)."""
+    tolerations = spec.get("tolerations")
+    if not isinstance(tolerations, list):
+        tolerations = []
+    for key in _DEFAULT_TOLERATION_TAINTS:
+        covered = False
+        for toleration in tolerations:
+            if not isinstance(toleration, dict):
+                continue
+            if toleration.get("effect") not in (None, "", "NoExecute"):
+                continue
+            if toleration.get("key") in (None, "") and toleration.get("operator") == "Exists":
+                covered = True
+            elif toleration.get("key") == key:
+                covered = True
+        if not covered:
+            tolerations.append(
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                }
+            )
+    spec["tolerations"] = tolerations
 
 
 def _mark_scheduled(spec: Obj, status: Obj) -> None:

@@ -10,7 +10,7 @@ are not scored by this plugin (they would all pile onto the same node).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from clusterapi.scheduler.framework import (
@@ -50,7 +50,7 @@ class BalancedAllocation:
         self.resources = tuple(resources)
 
     def pre_score(
-        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+        self, state: CycleState, pod: PodInfo, nodes: Collection[NodeInfo]
     ) -> Status | None:
         return SKIP if pod.best_effort else None
 

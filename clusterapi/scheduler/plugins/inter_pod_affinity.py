@@ -211,7 +211,7 @@ class InterPodAffinity:
     # -- score --
 
     def pre_score(
-        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+        self, state: CycleState, pod: PodInfo, nodes: Collection[NodeInfo]
     ) -> Status | None:
         snapshot = state.snapshot
         has_preferred = bool(pod.preferred_affinity or pod.preferred_anti_affinity)

@@ -9,7 +9,7 @@ best node gets 100.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 from clusterapi.scheduler.framework import (
@@ -41,7 +41,7 @@ class NodeAffinity:
         return _REJECTED
 
     def pre_score(
-        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+        self, state: CycleState, pod: PodInfo, nodes: Collection[NodeInfo]
     ) -> Status | None:
         return None if pod.preferred_node_affinity else SKIP
 

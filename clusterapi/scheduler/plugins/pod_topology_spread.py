@@ -21,7 +21,7 @@ Counting every pod of every node per pod would cost O(pods); the counts are kept
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -253,7 +253,7 @@ class PodTopologySpread:
     # -- score --
 
     def pre_score(
-        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+        self, state: CycleState, pod: PodInfo, nodes: Collection[NodeInfo]
     ) -> Status | None:
         # Without constraints upstream applies cluster-wide defaults built from the Services
         # and controllers selecting the pod; Berth does not (yet): such pods are not scored.

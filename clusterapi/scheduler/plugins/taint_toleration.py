@@ -7,7 +7,7 @@ normalized in reverse, so nodes with fewer of them score higher.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 from clusterapi.scheduler.framework import (
@@ -43,7 +43,7 @@ class TaintToleration:
         return _REJECTED
 
     def pre_score(
-        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]
+        self, state: CycleState, pod: PodInfo, nodes: Collection[NodeInfo]
     ) -> Status | None:
         # Only tolerations that can cover PreferNoSchedule (or any effect) matter here.
         prefer = tuple(t for t in pod.tolerations if t.effect in ("", "PreferNoSchedule"))

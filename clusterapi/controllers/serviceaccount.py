@@ -1,0 +1,70 @@
+"""The service account controller: every active namespace has a ``default`` ServiceAccount.
+
+As upstream's ``serviceaccounts-controller``: the account is created when a namespace appears
+and again whenever it is deleted (a ServiceAccount change wakes its namespace); a Terminating
+namespace is left alone, since its contents are being removed. Pods without
+``serviceAccountName`` get ``default`` at create (``clusterapi.resources.kinds.pod``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from clusterapi import store
+from clusterapi.controllers.base import Controller, Key
+from clusterapi.resources import by_kind
+from clusterapi.store.errors import ApiError
+
+Obj = dict[str, Any]
+DEFAULT = "default"
+COMPONENT = "service-account-controller"
+
+
+def reconcile(_namespace: str, name: str) -> float | None:
+    """Ensure namespace ``name`` has its ``default`` ServiceAccount."""
+    namespace_kind = by_kind("v1", "Namespace")
+    account_kind = by_kind("v1", "ServiceAccount")
+    assert namespace_kind is not None and account_kind is not None
+    try:
+        namespace = store.get(namespace_kind, "", name)
+    except ApiError as exc:
+        if exc.reason == "NotFound":
+            return None
+        raise
+    if namespace["metadata"].get("deletionTimestamp") or (
+        (namespace.get("status") or {}).get("phase") == "Terminating"
+    ):
+        return None
+    try:
+        store.get(account_kind, name, DEFAULT)
+        return None
+    except ApiError as exc:
+        if exc.reason != "NotFound":
+            raise
+    try:
+        store.create(
+            account_kind,
+            {"metadata": {"name": DEFAULT, "namespace": name}},
+            namespace=name,
+            field_manager=COMPONENT,
+        )
+    except ApiError as exc:
+        # Raced with another creator, or the namespace began terminating meanwhile.
+        if exc.reason not in ("AlreadyExists", "NotFound", "Forbidden"):
+            raise
+    return None
+
+
+def _account_namespace(obj: Obj) -> Iterable[Key]:
+    meta = obj.get("metadata") or {}
+    if meta.get("name") == DEFAULT and meta.get("namespace"):
+        yield ("", str(meta["namespace"]))
+
+
+CONTROLLER = Controller(
+    name="serviceaccount",
+    kind="Namespace",
+    reconcile=reconcile,
+    watches={"ServiceAccount": _account_namespace},
+)
