@@ -76,14 +76,6 @@ GOALS = {
 # --- measuring CPU ----------------------------------------------------------------------------
 
 
-def _proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process, from /proc."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text.rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _machine_busy_seconds() -> float:
     """CPU seconds the whole machine spent not idle, summed over cores."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -91,22 +83,29 @@ def _machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _postgres_cpu_seconds(postmaster: int) -> float:
-    """CPU seconds of one PostgreSQL cluster: its postmaster, the backends it has reaped
-    (its cutime/cstime) and the children still running."""
-    ticks = 0
+def _tree_cpu_seconds(root: int) -> tuple[float, float]:
+    """CPU seconds of process ``root`` itself, and of its descendants: those running now
+    and those already reaped (counted in their parents' cutime/cstime)."""
+    parents: dict[int, int] = {}
+    times: dict[int, tuple[int, int]] = {}  # pid -> (own ticks, reaped children's ticks)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = stat.read_text()
-        except OSError:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
         pid = int(stat.parent.name)
-        fields = text.rsplit(")", 1)[1].split()
-        if pid == postmaster:
-            ticks += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
-        elif int(fields[1]) == postmaster:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
+    own, reaped = times.get(root, (0, 0))
+    descendants = reaped
+    for pid in times:
+        ancestor = parents.get(pid, 0)
+        while ancestor > 1 and ancestor != root:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == root and pid != root:
+            descendants += sum(times[pid])
+    tick = os.sysconf("SC_CLK_TCK")
+    return own / tick, descendants / tick
 
 
 def postmaster_pid(url: str) -> int:
@@ -122,14 +121,18 @@ def postmaster_pid(url: str) -> int:
 class CpuUse:
     """CPU used during a phase, in cores (1.0 = one core busy for the whole phase).
 
+    ``server`` is the API process (uvicorn); ``helpers`` the processes ``manage.py up``
+    starts beside it (Celery worker and beat: the control loops woken by every write);
     ``database`` is PostgreSQL's processes (SQLite runs inside the server); ``other`` is the
     rest of the machine (other programs), which competes with the server for the cores."""
 
     client: float = 0.0
     server: float = 0.0
+    helpers: float = 0.0
     database: float = 0.0
     other: float = 0.0
     server_seconds: float = 0.0
+    helpers_seconds: float = 0.0
 
 
 class CpuMeter:
@@ -140,14 +143,14 @@ class CpuMeter:
         self.postmaster = postmaster
 
     def _database(self) -> float:
-        return _postgres_cpu_seconds(self.postmaster) if self.postmaster else 0.0
+        return sum(_tree_cpu_seconds(self.postmaster)) if self.postmaster else 0.0
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[CpuUse]:
         use = CpuUse()
         wall0 = time.perf_counter()
         client0 = time.process_time()
-        server0 = _proc_cpu_seconds(self.server_pid)
+        server0, helpers0 = _tree_cpu_seconds(self.server_pid)
         database0 = self._database()
         machine0 = _machine_busy_seconds()
         try:
@@ -155,11 +158,16 @@ class CpuMeter:
         finally:
             wall = max(time.perf_counter() - wall0, 1e-9)
             use.client = (time.process_time() - client0) / wall
-            use.server_seconds = _proc_cpu_seconds(self.server_pid) - server0
+            server1, helpers1 = _tree_cpu_seconds(self.server_pid)
+            use.server_seconds = server1 - server0
             use.server = use.server_seconds / wall
+            use.helpers_seconds = helpers1 - helpers0
+            use.helpers = use.helpers_seconds / wall
             use.database = (self._database() - database0) / wall
             machine = (_machine_busy_seconds() - machine0) / wall
-            use.other = max(machine - use.client - use.server - use.database, 0.0)
+            use.other = max(
+                machine - use.client - use.server - use.helpers - use.database, 0.0
+            )
 
 
 def renice(pid: int, nice: int) -> None:
@@ -994,9 +1002,13 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _ms_per_request(phase: dict[str, Any]) -> float:
-    """Server CPU milliseconds per request in a load phase."""
-    return 1000 * phase["cpu"]["server_seconds"] / phase["requests"] if phase["requests"] else 0.0
+def _ms_per_request(phase: dict[str, Any], helpers: bool = False) -> float:
+    """API-process CPU milliseconds per request in a load phase (plus the Celery helpers'
+    when ``helpers``)."""
+    seconds = phase["cpu"]["server_seconds"]
+    if helpers:
+        seconds += phase["cpu"].get("helpers_seconds", 0.0)
+    return 1000 * seconds / phase["requests"] if phase["requests"] else 0.0
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -1037,6 +1049,7 @@ def render_text(report: dict[str, Any]) -> str:
     row("server CPU ms per create", f"{_ms_per_request(cr):.2f}", "per empty view",
         f"{_ms_per_request(e_max):.2f}",
         f"{_ratio(_ms_per_request(cr), _ms_per_request(e_max)):.2f}")
+    row("  + Celery helpers, ms per create", f"{_ms_per_request(cr, helpers=True):.2f}")
     row("server CPU ms per GET", f"{_ms_per_request(g_max):.2f}", "per empty view",
         f"{_ms_per_request(e_max):.2f}",
         f"{_ratio(_ms_per_request(g_max), _ms_per_request(e_max)):.2f}")
@@ -1061,14 +1074,18 @@ def render_text(report: dict[str, Any]) -> str:
         )
     out += [
         "",
-        "phases (CPU in cores: client = this process, server = the Berth process, db = "
-        f"PostgreSQL processes, other = other programs; {m['cores']} cores in all):",
+        "phases (CPU in cores: client = this process, server = the API process, helpers = "
+        "the Celery worker and beat `up` starts, db = PostgreSQL, other = other programs; "
+        f"{m['cores']} cores in all):",
         f"  {'phase':<12}{'requests':>9}{'errors':>7}{'seconds':>8}{'req/s':>7}{'p50 ms':>8}"
-        f"{'p99 ms':>8}{'client':>7}{'server':>7}{'db':>6}{'other':>6}",
+        f"{'p99 ms':>8}{'client':>7}{'server':>7}{'helpers':>8}{'db':>6}{'other':>6}",
     ]
 
     def cpu_cells(c: dict[str, float]) -> str:
-        return f"{c['client']:>7.2f}{c['server']:>7.2f}{c['database']:>6.2f}{c['other']:>6.2f}"
+        return (
+            f"{c['client']:>7.2f}{c['server']:>7.2f}{c.get('helpers', 0.0):>8.2f}"
+            f"{c['database']:>6.2f}{c['other']:>6.2f}"
+        )
 
     for key in ("empty_max", "empty_fixed", "creates", "fill", "get_max", "get_fixed"):
         p = report[key]

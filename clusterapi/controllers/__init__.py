@@ -20,9 +20,11 @@ from django.conf import settings
 
 from clusterapi.controllers import (
     aggregation,
+    cronjob,
     deployment,
     disruption,
     garbagecollector,
+    job,
     namespace,
     nodelifecycle,
     replicaset,
@@ -43,6 +45,8 @@ CONTROLLERS: tuple[Controller, ...] = (
     replicaset.CONTROLLER,
     replicationcontroller.CONTROLLER,
     deployment.CONTROLLER,
+    job.CONTROLLER,
+    cronjob.CONTROLLER,
     garbagecollector.CONTROLLER,
     nodelifecycle.CONTROLLER,
     serviceaccount.CONTROLLER,

@@ -271,8 +271,9 @@ def _sync(namespace: str, name: str) -> float | None:
 
     # Step 3: decide.
     completions = spec.get("completions")
-    parallelism = int(spec.get("parallelism") if spec.get("parallelism") is not None else 1)
-    backoff_limit = int(spec.get("backoffLimit") if spec.get("backoffLimit") is not None else 6)
+    raw_parallelism, raw_backoff = spec.get("parallelism"), spec.get("backoffLimit")
+    parallelism = 1 if raw_parallelism is None else int(raw_parallelism)
+    backoff_limit = 6 if raw_backoff is None else int(raw_backoff)
     failure: tuple[str, str] | None = None
     target = condition(status, "FailureTarget")
     if target is not None and target.get("status") == "True":
@@ -326,7 +327,8 @@ def _sync(namespace: str, name: str) -> float | None:
             events.record(job, events.NORMAL, "Resumed", "Job resumed", component=COMPONENT)
         # Step 4: keep the wanted number of pods active.
         if completions is None:
-            wanted = parallelism if succeeded == 0 else 0
+            # After a success no new pod starts; the running ones finish on their own.
+            wanted = parallelism if succeeded == 0 else len(active)
         else:
             wanted = max(0, min(parallelism, int(completions) - succeeded))
         wanted_now = wanted

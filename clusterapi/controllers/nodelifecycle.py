@@ -348,11 +348,8 @@ def reconcile(_namespace: str, name: str) -> float | None:
     if pods:
         _mark_pods_not_ready(pods, now)
     next_eviction = _evict(node, pods, now) if pods else None
-    if ready_status == "True":
-        delay = (expires - now).total_seconds() + 0.5
-    else:
-        # An unhealthy node is watched until it comes back (its agent's status write wakes us).
-        delay = MAX_DELAY
+    # An unhealthy node is watched until it comes back (its agent's status write wakes us).
+    delay = (expires - now).total_seconds() + 0.5 if ready_status == "True" else MAX_DELAY
     if next_eviction is not None:
         delay = min(delay, (next_eviction - now).total_seconds() + 0.1)
     delay = min(max(delay, MIN_DELAY), MAX_DELAY)

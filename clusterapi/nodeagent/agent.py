@@ -144,6 +144,7 @@ class NodeAgent:
         self._limit = asyncio.Semaphore(options.concurrency)
         self._client: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self.boot_id = str(uuid.uuid4())
         self.stats = {"lease_renewals": 0, "lease_errors": 0, "status_patches": 0}
 
@@ -477,7 +478,9 @@ class NodeAgent:
             worker.pod = pod
         if pod["metadata"].get("deletionTimestamp") and not worker.stopping:
             worker.stopping = True
-            asyncio.create_task(self._terminate(node, uid, worker))
+            task = asyncio.create_task(self._terminate(node, uid, worker))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _forget(self, node: NodeState, uid: str) -> None:
         worker = node.pods.pop(uid, None)

@@ -819,8 +819,8 @@ class Snapshot:
 
     def restructure(self) -> None:
         """Record a change that invalidates everything derived (nodes, labels, namespaces)."""
+        # (The version is left alone: each version is one entry of the change log.)
         self.epoch += 1
-        self.version += 1
         self._domains.clear()
 
     def changed_since(self, version: int) -> set[str] | None:

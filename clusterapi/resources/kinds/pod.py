@@ -61,9 +61,10 @@ def _default_toleration_seconds(spec: Obj) -> None:
                 continue
             if toleration.get("effect") not in (None, "", "NoExecute"):
                 continue
-            if toleration.get("key") in (None, "") and toleration.get("operator") == "Exists":
-                covered = True
-            elif toleration.get("key") == key:
+            wildcard = (
+                toleration.get("key") in (None, "") and toleration.get("operator") == "Exists"
+            )
+            if wildcard or toleration.get("key") == key:
                 covered = True
         if not covered:
             tolerations.append(

@@ -432,3 +432,31 @@ def test_it_adopts_a_matching_orphan_replicaset(ns: str, clock: Clock) -> None:
     # An old template: the adopted ReplicaSet is drained by the rollout.
     rollout("web", clock)
     assert get(RS, "web-legacy")["spec"]["replicas"] == 0
+
+
+def test_a_hash_collision_bumps_the_collision_count_and_renames(ns: str, clock: Clock) -> None:
+    d = make_deployment("web", 1)
+    squatter_name = f"web-{controller.compute_hash(d['spec']['template'])}"
+    from clusterapi import store
+
+    store.create(
+        RS,
+        {
+            "metadata": {"name": squatter_name, "labels": {"app": "other"}},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": "other"}},
+                "template": {
+                    "metadata": {"labels": {"app": "other"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox:1"}]},
+                },
+            },
+        },
+        namespace=NS,
+    )
+    controller.reconcile(NS, "web")
+    assert get(DEPLOYMENT, "web")["status"]["collisionCount"] == 1
+    rollout("web", clock)
+    [rs] = replicasets_of(get(DEPLOYMENT, "web"))
+    assert rs["metadata"]["name"] == f"web-{controller.compute_hash(d['spec']['template'], 1)}"
+    assert rs["metadata"]["name"] != squatter_name
