@@ -747,6 +747,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "watch_rate": args.watch_rate,
             "profiled": profile_dir is not None,
             "nice": args.nice,
+            "controllers": args.controllers,
         },
     }
     report["background_load_cores"] = round(wait_for_quiet(args.quiet_wait), 2)
@@ -776,7 +777,10 @@ def _autogroup_nice() -> int | None:
 
 def _run_server(args: argparse.Namespace, report: dict[str, Any], profile_dir: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="berth-bench-", ignore_cleanup_errors=True) as tmp:
-        server = LiveServer(Path(tmp), env={"BERTH_BENCH": "1"})
+        env = {"BERTH_BENCH": "1"}
+        if not args.controllers:
+            env["BERTH_CONTROLLERS"] = "0"  # writes wake no control loop
+        server = LiveServer(Path(tmp), env=env)
         server.start()
         try:
             if args.nice:
@@ -1025,6 +1029,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"command: {report['command']}",
         f"client: {s['clients']} keep-alive HTTPS/1.1 connections (http.client, one thread each)"
         + (f"; client and server at nice {s['nice']}" if s.get("nice") else "")
+        + ("" if s.get("controllers", True) else "; controllers off (BERTH_CONTROLLERS=0)")
         + (" — PROFILED RUN (py-spy attached): figures are depressed" if s["profiled"] else ""),
         "",
         f"{'figure':<34}{'value':>12}  {'reference (same run)':<28}{'ref':>10}{'ratio':>8}",
@@ -1134,6 +1139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list-repeats", type=int, default=3)
     parser.add_argument("--watch-rate", type=float, default=20.0, help="writes/s during watch")
     parser.add_argument("--profile", metavar="DIR", help="sample the server with py-spy into DIR")
+    parser.add_argument(
+        "--no-controllers",
+        dest="controllers",
+        action="store_false",
+        help="start the server with BERTH_CONTROLLERS=0: writes wake no control loop",
+    )
     parser.add_argument(
         "--nice",
         type=int,

@@ -284,11 +284,12 @@ def _evict(node: Obj, pods: list[Obj], now: datetime) -> datetime | None:
 
 
 def _claim_chain(name: str, delay: float) -> bool:
-    """Whether this run continues the node's single chain of delayed checks."""
+    """Whether this run continues the node's single chain of delayed checks: yes when no
+    check is pending, the pending one is due now (it is us), or ours is needed sooner."""
     key = f"berth:nodelifecycle:due:{name}"
     now = utcnow().timestamp()
     due = cache.get(key)
-    if due is not None and float(due) > now + 0.5:
+    if due is not None and float(due) > now + 0.5 and now + delay >= float(due) - 0.5:
         return False
     cache.set(key, now + delay, int(delay) + 120)
     return True

@@ -167,7 +167,7 @@ class NodeAgent:
             self._client = httpx.AsyncClient(
                 base_url=self.options.server.rstrip("/"),
                 verify=self._verify(),
-                timeout=httpx.Timeout(30.0),
+                timeout=httpx.Timeout(60.0),
                 limits=limits,
             )
         return self._client
@@ -293,15 +293,27 @@ class NodeAgent:
             },
         }
 
-    async def register(self, node: NodeState) -> None:
-        """Create the Node, or patch the status of one that exists already."""
-        try:
-            await self.request("POST", "/api/v1/nodes", node.token, self.node_object(node))
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-            await self.report_node_status(node)
-        node.last_report = asyncio.get_running_loop().time()
+    async def register(self, node: NodeState, attempts: int = 10) -> None:
+        """Create the Node, or patch the status of one that exists already; a busy server
+        (timeouts, 5xx, 429) is retried with backoff, as the kubelet retries registration."""
+        for attempt in range(attempts):
+            try:
+                await self.request("POST", "/api/v1/nodes", node.token, self.node_object(node))
+            except ApiError as exc:
+                if exc.status == 409:
+                    await self.report_node_status(node)
+                elif (exc.status < 500 and exc.status != 429) or attempt == attempts - 1:
+                    raise
+                else:
+                    await asyncio.sleep(min(2**attempt, 30) * random.uniform(0.5, 1.0))  # noqa: S311
+                    continue
+            except httpx.TransportError:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(min(2**attempt, 30) * random.uniform(0.5, 1.0))  # noqa: S311
+                continue
+            node.last_report = asyncio.get_running_loop().time()
+            return
 
     async def report_node_status(self, node: NodeState, previous: Obj | None = None) -> None:
         """Patch the Node's status with fresh, healthy conditions."""

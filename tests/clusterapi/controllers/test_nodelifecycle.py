@@ -70,9 +70,7 @@ def renew(name: str, clock: FakeClock) -> None:
     try:
         lease = store.get(LEASE, "kube-node-lease", name)
     except ApiError:
-        store.create(
-            LEASE, {"metadata": {"name": name}, "spec": spec}, namespace="kube-node-lease"
-        )
+        store.create(LEASE, {"metadata": {"name": name}, "spec": spec}, namespace="kube-node-lease")
         return
     lease["spec"] = spec
     store.update(LEASE, "kube-node-lease", name, lease)
@@ -85,7 +83,7 @@ def ready(name: str) -> Obj:
 
 def taints(name: str) -> set[tuple[str, str]]:
     node = store.get(NODE, "", name)
-    return {(t["key"], t["effect"]) for t in node["spec"].get("taints") or ()}
+    return {(t["key"], t["effect"]) for t in (node.get("spec") or {}).get("taints") or ()}
 
 
 def bound_pod(name: str, node: str, **spec: Any) -> Obj:
@@ -94,6 +92,13 @@ def bound_pod(name: str, node: str, **spec: Any) -> Obj:
         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}], **spec},
     }
     return store.create(POD, body, namespace=NS).obj
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -206,9 +211,10 @@ def test_pods_are_marked_not_ready_and_evicted_after_their_toleration(clock: Fak
     delay = nodelifecycle.reconcile("", "n1")
     assert delay is not None and delay <= 10.2
     forever = store.get(POD, NS, "forever")
-    assert next(c for c in forever["status"]["conditions"] if c["type"] == "Ready")[
-        "status"
-    ] == "False"
+    assert (
+        next(c for c in forever["status"]["conditions"] if c["type"] == "Ready")["status"]
+        == "False"
+    )
 
     def terminating(name: str) -> bool:
         try:
@@ -231,7 +237,10 @@ def test_untolerated_noexecute_evicts_at_once(clock: FakeClock) -> None:
     pod = {"spec": {"tolerations": []}}
     taint = {"key": "k", "effect": "NoExecute", "timeAdded": "2030-01-01T00:00:00Z"}
     assert nodelifecycle.eviction_time(pod, [taint]) == datetime(2030, 1, 1, tzinfo=UTC)
-    assert nodelifecycle.eviction_time({"spec": {"tolerations": [{"operator": "Exists"}]}}, [taint]) is None
+    assert (
+        nodelifecycle.eviction_time({"spec": {"tolerations": [{"operator": "Exists"}]}}, [taint])
+        is None
+    )
 
 
 def test_a_missing_node_is_converged() -> None:

@@ -18,7 +18,9 @@ def test_every_namespace_gets_default_and_gets_it_back(ns: str) -> None:
     assert serviceaccount.reconcile("", NS) is None
     assert store.get(ACCOUNT, NS, "default")["metadata"]["name"] == "default"
     store.delete(ACCOUNT, NS, "default")
-    assert serviceaccount.CONTROLLER.keys_for("ServiceAccount", {"metadata": {"name": "default", "namespace": NS}}) == [("", NS)]
+    assert serviceaccount.CONTROLLER.keys_for(
+        "ServiceAccount", {"metadata": {"name": "default", "namespace": NS}}
+    ) == [("", NS)]
     serviceaccount.reconcile("", NS)
     assert store.get(ACCOUNT, NS, "default")
     # Idempotent.
