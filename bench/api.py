@@ -671,22 +671,22 @@ def raw_commits(server: LiveServer, seconds: float, payload_bytes: int) -> Commi
             conn.commit()
     else:
         path = server.data_dir / "berth.sqlite3"
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        lite = sqlite3.connect(path, isolation_level=None, timeout=30)
         # The server's own pragmas (clusterapi/settings.py): WAL, synchronous=NORMAL.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        lite.execute("PRAGMA journal_mode=WAL")
+        lite.execute("PRAGMA synchronous=NORMAL")
         result.settings = "journal_mode=WAL, synchronous=NORMAL (as the server)"
-        conn.execute("CREATE TABLE bench_scratch (id INTEGER PRIMARY KEY, data TEXT)")
+        lite.execute("CREATE TABLE bench_scratch (id INTEGER PRIMARY KEY, data TEXT)")
         start = time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO bench_scratch (data) VALUES (?)", (payload,))
-            conn.execute("COMMIT")
+            lite.execute("BEGIN IMMEDIATE")
+            lite.execute("INSERT INTO bench_scratch (data) VALUES (?)", (payload,))
+            lite.execute("COMMIT")
             result.commits += 1
         result.seconds = time.perf_counter() - start
-        conn.execute("DROP TABLE bench_scratch")
-        conn.close()
+        lite.execute("DROP TABLE bench_scratch")
+        lite.close()
     result.rate = result.commits / result.seconds if result.seconds else 0.0
     return result
 
@@ -933,7 +933,7 @@ def summarize_profiles(directory: Path, top: int = 25) -> dict[str, Any]:
             buckets[_bucket(frames)] += count
         if not total:
             continue
-        phase = {
+        phase: dict[str, Any] = {
             "samples": total,
             "inclusive": [(f, round(100 * c / total, 1)) for f, c in inclusive.most_common(top)],
             "self": [(f, round(100 * c / total, 1)) for f, c in own.most_common(top)],

@@ -31,6 +31,8 @@ NodeRestriction then confine to that node's objects.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -61,21 +63,30 @@ def issue_credentials(
 ) -> list[dict[str, Any]]:
     """Issue (replacing earlier ones) one node token per name; returns the credentials."""
     ttl = timedelta(seconds=expiration_seconds)
-    expires = (timezone.now() + ttl).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires_at = timezone.now() + ttl
+    expires = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     out: list[dict[str, Any]] = []
-    with transaction.atomic():
-        for name in node_names:
-            user = NODE_USER_PREFIX + name
-            ApiToken.objects.filter(
-                username=user, description__startswith=DESCRIPTION_PREFIX
-            ).delete()
-            token = tokens.create(
-                user,
-                [NODES_GROUP],
+    rows: list[ApiToken] = []
+    users = [NODE_USER_PREFIX + name for name in node_names]
+    for name, user in zip(node_names, users, strict=True):
+        # As ``tokens.create``, in bulk: 1,000 nodes join in one short transaction.
+        token = tokens.PREFIX + secrets.token_urlsafe(32)
+        rows.append(
+            ApiToken(
+                digest=tokens.digest(token),
+                username=user,
+                uid=hashlib.sha256(user.encode()).hexdigest()[:16],
+                groups=[NODES_GROUP],
                 description=f"{DESCRIPTION_PREFIX} for {name}, requested by {requester}"[:255],
-                ttl=ttl,
+                expires=expires_at,
             )
-            out.append({"nodeName": name, "token": token, "expirationTimestamp": expires})
+        )
+        out.append({"nodeName": name, "token": token, "expirationTimestamp": expires})
+    with transaction.atomic():
+        ApiToken.objects.filter(
+            username__in=users, description__startswith=DESCRIPTION_PREFIX
+        ).delete()
+        ApiToken.objects.bulk_create(rows)
     return out
 
 

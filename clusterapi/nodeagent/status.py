@@ -7,6 +7,7 @@ upstream's reasons, keeping each condition's ``lastTransitionTime`` while its st
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +77,8 @@ def pod_status(
 ) -> Obj:
     """The full ``status`` an agent reports for ``pod`` (its previous status keeps
     transition times)."""
+    # Runtimes keep mutating their status dicts: report a snapshot.
+    init, containers = copy.deepcopy(init), copy.deepcopy(containers)
     spec = pod.get("spec") or {}
     policy = str(spec.get("restartPolicy") or "Always")
     phase = pod_phase(policy, init, containers)

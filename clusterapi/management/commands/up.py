@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -77,6 +78,18 @@ class Command(BaseCommand):
             _stop(loops)
 
 
+def _die_with_parent() -> None:
+    """In a child: ask Linux to SIGTERM us when ``up`` dies, however it dies (no orphans)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: the finally block in handle() still stops the children
+
+
 def _start_loops() -> list[subprocess.Popen[bytes]]:
     """The Celery worker and beat that run the control loops, as child processes."""
     celery = [sys.executable, "-m", "celery", "-A", "clusterapi"]
@@ -96,6 +109,7 @@ def _start_loops() -> list[subprocess.Popen[bytes]]:
             "--hostname",
             f"berth-{os.getpid()}@%h",
         ],
+        preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
     )
     beat = subprocess.Popen(
         [
@@ -106,6 +120,7 @@ def _start_loops() -> list[subprocess.Popen[bytes]]:
             "--schedule",
             str(Path(settings.DATA_DIR) / "celerybeat-schedule"),
         ],
+        preexec_fn=_die_with_parent,
     )
     return [worker, beat]
 
