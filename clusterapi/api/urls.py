@@ -11,8 +11,10 @@ from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from clusterapi.api import discovery, openapi, reviews, views
+from clusterapi.api.status import error_response
 from clusterapi.audit import views as audit_views
 from clusterapi.authn import chain
+from clusterapi.core.errors import ApiError
 from clusterapi.nodeagent import credentials as node_credentials
 
 
@@ -71,3 +73,15 @@ urlpatterns = [
     re_path(r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?P<rest>.+)$", views.group_resources),
 ]
 urlpatterns += __import__("clusterapi.api.bench").api.bench.routes(__import__("os").environ)
+
+
+def not_found(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+    """Any other path, once authenticated and authorized, is upstream's generic 404."""
+    return error_response(
+        ApiError(404, "NotFound", "the server could not find the requested resource")
+    )
+
+
+# Last: a path nothing serves is still authenticated (401 for a bad token) and authorized as
+# a non-resource request (403 ``cannot get path "/metrics"``) before it is a 404, as upstream.
+urlpatterns.append(re_path(r"^", authenticated(not_found)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -105,10 +106,8 @@ def fresh_cache() -> None:
 def node_lease_namespace(ns: str) -> None:
     namespace = kind("v1", "Namespace")
     for name in ("kube-node-lease",):
-        try:
+        with contextlib.suppress(ApiError):
             store.create(namespace, {"metadata": {"name": name}})
-        except ApiError:
-            pass
 
 
 def test_a_renewing_node_stays_ready_and_is_checked_when_its_lease_would_expire(
@@ -234,7 +233,7 @@ def test_pods_are_marked_not_ready_and_evicted_after_their_toleration(clock: Fak
 
 
 def test_untolerated_noexecute_evicts_at_once(clock: FakeClock) -> None:
-    pod = {"spec": {"tolerations": []}}
+    pod: Obj = {"spec": {"tolerations": []}}
     taint = {"key": "k", "effect": "NoExecute", "timeAdded": "2030-01-01T00:00:00Z"}
     assert nodelifecycle.eviction_time(pod, [taint]) == datetime(2030, 1, 1, tzinfo=UTC)
     assert (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -42,10 +43,8 @@ def run(runtime: SimulatedRuntime, obj: Obj, seconds: float = 0.5) -> list[Obj]:
         )
 
     async def main() -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(runtime.run_pod(obj, report), seconds)
-        except TimeoutError:
-            pass
 
     asyncio.run(main())
     return reports
@@ -115,7 +114,7 @@ def test_failing_always_pod_backs_off_and_restarts() -> None:
 def test_phase_rules() -> None:
     done = {"state": {"terminated": {"exitCode": 0}}}
     failed = {"state": {"terminated": {"exitCode": 2}}}
-    running = {"state": {"running": {}}}
+    running: Obj = {"state": {"running": {}}}
     assert status.pod_phase("Never", [], [done, failed]) == "Failed"
     assert status.pod_phase("OnFailure", [], [done, failed]) == "Running"
     assert status.pod_phase("Always", [], [done]) == "Running"

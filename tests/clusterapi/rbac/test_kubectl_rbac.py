@@ -551,6 +551,20 @@ def test_denied_requests_name_object_group_and_scope(world: World) -> None:
     )
 
 
+def test_non_resource_paths_are_authorized_before_they_are_looked_up(world: World) -> None:
+    """A path is refused by RBAC (403) before anyone learns whether it is served (404)."""
+    assert _forbidden(world["bob"], "get", "--raw", "/metrics") == (
+        'Error from server (Forbidden): forbidden: User "bob" cannot get path "/metrics"'
+    )
+    # mona may get /metrics; Berth serves nothing there, so she gets upstream's 404.
+    assert _forbidden(world["mona"], "get", "--raw", "/metrics") == (
+        "Error from server (NotFound): the server could not find the requested resource"
+    )
+    assert _forbidden(world["mona"], "get", "--raw", "/debug/pprof") == (
+        'Error from server (Forbidden): forbidden: User "mona" cannot get path "/debug/pprof"'
+    )
+
+
 def test_denied_request_over_http_is_a_forbidden_status(world: World) -> None:
     with httpx.Client(verify=_tls(world.server), timeout=30) as client:
         response = client.post(
