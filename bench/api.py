@@ -8,10 +8,13 @@ port, a fresh database on PostgreSQL) with ``BERTH_BENCH=1``, which routes the r
 this order, all on that server:
 
 1. the empty view: the maximum request rate (closed loop, ``--clients`` keep-alive HTTPS
-   connections) and its latency at ``--rate`` requests per second (open loop);
+   connections, one thread each);
 2. pod creates per second (closed loop, same clients), for ``--duration`` seconds;
 3. the creation of ``--pods`` pods in one namespace through the API in parallel (timed);
-4. single-pod GETs: the maximum rate (closed loop) and p50/p99 at ``--rate`` (open loop);
+4. single-pod GETs: the maximum rate (closed loop), then p50/p99 of GETs and of the empty
+   view at ``--rate`` requests per second (open loop; lowered to half the slower maximum,
+   and said so, when ``--rate`` is above 60% of it: an open loop past capacity only
+   measures a growing queue);
 5. one LIST of those pods, as JSON and as a Table (wall time of one request, best and median
    of ``--list-repeats``);
 6. watch latency: a watch stream open from a known resourceVersion while a writer patches pods
@@ -21,8 +24,9 @@ this order, all on that server:
    connection, on a scratch table in the same database (SQLite file with the server's pragmas,
    or the same PostgreSQL database).
 
-Each phase also records the CPU used by the client (this process), by the server process and
-by the whole machine, so a reader can check the client was not the bottleneck. With
+Each phase also records the CPU used by the client (this process), by the API process, by
+the helpers ``up`` starts beside it (Celery worker and beat), by PostgreSQL and by the rest of
+the machine, so a reader can check the client was not the bottleneck. With
 ``--profile DIR`` py-spy samples the server during the main phases and a summary of the hot
 functions is written to DIR (figures from a profiled run are lower: py-spy takes CPU too).
 
@@ -1120,7 +1124,7 @@ def render_text(report: dict[str, Any]) -> str:
         for phase, data in report["profile"].items():
             out.append(f"  {phase} ({data['samples']} samples):")
             out += [f"    {pct:5.1f}%  {b}" for b, pct in data["breakdown"]]
-    return "\n".join(out)
+    return "\n".join(line.rstrip() for line in out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,11 @@
 
 Layout
 ------
-* ``framework``: the data plugins read (``PodInfo``, ``NodeInfo``, ``Snapshot``,
-  ``CycleState``), the plugin ``Protocol``s, profiles with Kubernetes' default plugins and
-  weights, the evaluation of one pod against every node, and the failure message.
+* ``framework``: the plugin ``Protocol``s and ``CycleState``, profiles with Kubernetes'
+  default plugins and weights, the evaluation of one pod against every node (incremental
+  across pods of the same shape), and the failure message; ``snapshot``: the data plugins
+  read (``PodInfo``, ``NodeInfo``, ``Snapshot``), re-exported by ``framework``;
+  ``quantity``: exact resource quantities.
 * ``plugins``: one module per plugin (NodeUnschedulable, NodeName, TaintToleration,
   NodeAffinity, NodePorts, NodeResourcesFit, NodeResourcesBalancedAllocation,
   PodTopologySpread, InterPodAffinity) and the registry naming them.
