@@ -780,20 +780,31 @@ def _autogroup_nice() -> int | None:
 
 
 def _run_server(args: argparse.Namespace, report: dict[str, Any], profile_dir: Path | None) -> None:
-    with tempfile.TemporaryDirectory(prefix="berth-bench-", ignore_cleanup_errors=True) as tmp:
-        env = {"BERTH_BENCH": "1"}
-        if not args.controllers:
-            env["BERTH_CONTROLLERS"] = "0"  # writes wake no control loop
-        server = LiveServer(Path(tmp), env=env)
+    tmp = Path(tempfile.mkdtemp(prefix="berth-bench-"))
+    env = {"BERTH_BENCH": "1"}
+    if not args.controllers:
+        env["BERTH_CONTROLLERS"] = "0"  # writes wake no control loop
+    server = LiveServer(tmp, env=env)
+    try:
         server.start()
-        try:
-            if args.nice:
-                assert server.process is not None
-                renice(server.process.pid, args.nice)
-            report["database"] = database_version(server)
-            report.update(_phases(args, Bench(server, args.clients, profile_dir), server))
-        finally:
-            server.stop()
+        if args.nice:
+            assert server.process is not None
+            renice(server.process.pid, args.nice)
+        report["database"] = database_version(server)
+        report.update(_phases(args, Bench(server, args.clients, profile_dir), server))
+    finally:
+        server.stop()
+        _remove(tmp)
+
+
+def _remove(directory: Path) -> None:
+    """Remove the data directory; the server's helpers may write a last file while exiting."""
+    for _attempt in range(10):
+        shutil.rmtree(directory, ignore_errors=True)
+        if not directory.exists():
+            return
+        time.sleep(0.5)
+    _log(f"could not remove {directory}")
 
 
 def _log(message: str) -> None:

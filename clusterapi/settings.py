@@ -160,6 +160,8 @@ else:
         "processed_folder": str(_queue_dir / "processed"),
         "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
+        # How often the worker looks for new message files (kombu polls; 1 s by default).
+        "polling_interval": 0.2,
     }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -190,6 +192,8 @@ CACHES = {
         else {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": str(DATA_DIR / "cache"),
+            # Pending marks expire by themselves; culling would list the directory per write.
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
         }
     )
 }

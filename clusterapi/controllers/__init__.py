@@ -55,12 +55,27 @@ BY_NAME: dict[str, Controller] = {c.name: c for c in CONTROLLERS}
 
 
 def wake(kind: Kind, obj: Obj) -> None:
-    """Enqueue the reconciles a committed change to ``obj`` calls for."""
+    """Hand a committed change to the workers, which work out the reconciles it calls for.
+
+    Mapping a change to keys can read the store (which ReplicaSets select this orphan pod,
+    which budgets cover it), so it runs on a worker (``tasks.dispatch_task``), not in the API
+    request that committed the write: one message per write on the request path.
+    """
     if not settings.BERTH_CONTROLLERS_ENABLED:
         return
+    from clusterapi.controllers.tasks import dispatch_task
+
+    dispatch_task.apply_async(args=[kind.api_version, kind.kind, obj], ignore_result=True)
+
+
+def dispatch(kind_name: str, obj: Obj) -> int:
+    """Enqueue the reconciles a change calls for (deduplicated); returns how many keys."""
     from clusterapi.controllers.tasks import enqueue
 
+    count = 0
     for controller in CONTROLLERS:
-        for namespace_name, name in controller.keys_for(kind.kind, obj):
+        for namespace_name, name in controller.keys_for(kind_name, obj):
             if name:
                 enqueue(controller, namespace_name, name)
+                count += 1
+    return count

@@ -64,6 +64,18 @@ def reconcile_task(controller_name: str, namespace: str, name: str) -> None:
         enqueue(controller, namespace, name, again)
 
 
+@shared_task(name="berth.dispatch", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def dispatch_task(api_version: str, kind_name: str, obj: dict[str, object]) -> int:
+    """Map one committed change to the controllers' keys and enqueue them."""
+    from clusterapi.controllers import dispatch
+
+    close_old_connections()
+    try:
+        return dispatch(kind_name, obj)
+    finally:
+        close_old_connections()
+
+
 @shared_task(name="berth.resync", ignore_result=True)
 def resync_task() -> int:
     """Enqueue every object of every controller's kind: convergence after anything lost."""

@@ -358,6 +358,8 @@ class Evaluation:
 
     __slots__ = (
         "board",
+        "domain_keys",
+        "domains",
         "epoch",
         "failures",
         "feasible",
@@ -377,6 +379,9 @@ class Evaluation:
         self.filter_keys: list[Hashable] = []
         # Per active filter: the nodes it rejects, with its status.
         self.failures: list[dict[str, Status]] = []
+        # Per active filter answering per domain: the label keys and each domain's answer.
+        self.domain_keys: list[tuple[str, ...]] = []
+        self.domains: list[dict[tuple[str | None, ...], Status | None]] = []
         self.feasible: dict[str, NodeInfo] = {}
         self.scores: tuple[tuple[ScorePlugin, int], ...] = ()
         self.score_keys: list[Hashable] = []
@@ -457,6 +462,9 @@ class Framework:
         self._pre_scores = {p.NAME for p in plugins if _has(p, "pre_score")}
         self._normalizers = {p.NAME for p in plugins if _has(p, "normalize")}
         self._cluster_scoped = {p.NAME for p in plugins if _has(p, "memo_key")}
+        self._domain_filters = {
+            p.NAME for p in plugins if getattr(p, "FILTER_BY_DOMAIN", False) and _has(p, "memo_key")
+        }
         self.extensions = {p.NAME for p in plugins if _has(p, "add_pod")}
 
     # -- single node helpers (preemption) --
@@ -534,37 +542,41 @@ class Framework:
             ev.filters = filters
             ev.filter_keys = [_NO_KEY for _ in filters]
             ev.failures = [{} for _ in filters]
+            ev.domain_keys = [() for _ in filters]
+            ev.domains = [{} for _ in filters]
             ev.feasible = {}
             ev.scores, ev.score_keys, ev.raw, ev.norm = (), [], [], []
             ev.board.clear()
         everything = changed is None
         since: set[str] = changed or set()
 
-        # 1. Filter: re-ask each plugin for the nodes whose answer may have changed.
-        touched_all = everything
-        touched: set[str] = set()
+        # 1. Filter: re-ask each plugin for the nodes whose answer may have changed, and
+        # note the nodes whose answer did change ("flipped").
+        flipped: set[str] = set()
         for i, fplugin in enumerate(filters):
-            refilter: Collection[str]
-            if everything or ev.filter_keys[i] != filter_keys[i]:
-                refilter = nodes
-                touched_all = True
-            else:
-                refilter = self._expand(since, fplugin, state, snapshot)
-                touched |= refilter
+            refilter_all = everything or ev.filter_keys[i] != filter_keys[i]
+            if fplugin.NAME in self._domain_filters:
+                self._filter_domains(ev, i, fplugin, state, pod, since, refilter_all, flipped)
+                continue
+            refilter: Collection[str] = (
+                nodes if refilter_all else self._expand(since, fplugin, state, snapshot)
+            )
             failures = ev.failures[i]
             for name in refilter:
                 info = nodes.get(name)
-                if info is None or info.node is None:
-                    failures.pop(name, None)
-                    continue
-                status = fplugin.filter(state, pod, info)
-                if status is None:
-                    failures.pop(name, None)
-                else:
-                    failures[name] = status
+                status = (
+                    None if info is None or info.node is None else fplugin.filter(state, pod, info)
+                )
+                if failures.get(name) != status:
+                    flipped.add(name)
+                    if status is None:
+                        del failures[name]
+                    else:
+                        failures[name] = status
         ev.filter_keys = filter_keys
-        if touched_all:
-            touched = snapshot.names() | ev.feasible.keys()
+        touched: Collection[str] = (
+            snapshot.names() | ev.feasible.keys() if everything else flipped | since
+        )
         newly_feasible: set[str] = set()
         newly_infeasible: set[str] = set()
         feasible = ev.feasible
@@ -671,6 +683,52 @@ class Framework:
             if len(blocked) >= len(feasible):
                 statuses.update(self.diagnose(ev, snapshot))
         return Result(board, statuses, num_nodes, None, state, frozenset(blocked))
+
+    def _filter_domains(
+        self,
+        ev: Evaluation,
+        i: int,
+        plugin: FilterPlugin,
+        state: CycleState,
+        pod: PodInfo,
+        since: set[str],
+        refilter_all: bool,
+        flipped: set[str],
+    ) -> None:
+        """Filter a plugin whose answer depends on a node only through its topology domain:
+        ask once per domain (a tuple of label values) and copy the answer to the domain's
+        nodes only when it changed. Zone spreading then costs 3 calls per pod, not 1000."""
+        snapshot = state.snapshot
+        nodes = snapshot.nodes
+        keys = tuple(sorted(cast(ClusterScoped, plugin).topology_keys(state)))
+        partition = snapshot.partition(keys)
+        domains = ev.domains[i]
+        if refilter_all or ev.domain_keys[i] != keys:
+            domains.clear()
+            ev.domain_keys[i] = keys
+            targets: Iterable[tuple[str | None, ...]] = list(partition)
+        else:
+            targets = {
+                tuple(info.labels.get(k) for k in keys)
+                for name in since
+                if (info := nodes.get(name)) is not None
+            }
+        failures = ev.failures[i]
+        for domain in targets:
+            members = partition.get(domain)
+            if not members:
+                continue
+            status = plugin.filter(state, pod, nodes[members[0]])
+            if domain in domains and domains[domain] == status:
+                continue
+            domains[domain] = status
+            for name in members:
+                if failures.get(name) != status:
+                    flipped.add(name)
+                    if status is None:
+                        del failures[name]
+                    else:
+                        failures[name] = status
 
     def _memo_key(self, plugin: Plugin, state: CycleState) -> Hashable:
         if plugin.NAME not in self._cluster_scoped:

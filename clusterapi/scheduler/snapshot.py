@@ -722,6 +722,7 @@ class Snapshot:
         self._log: list[str] = []
         self._log_base = 0
         self._domains: dict[str, dict[str, set[str]]] = {}
+        self._partitions: dict[tuple[str, ...], dict[tuple[str | None, ...], list[str]]] = {}
         self._aggregates: OrderedDict[Hashable, NodeAggregate] = OrderedDict()
         self.pods_with_affinity = 0
         self.pods_with_required_anti_affinity = 0
@@ -744,6 +745,7 @@ class Snapshot:
         # (The version is left alone: each version is one entry of the change log.)
         self.epoch += 1
         self._domains.clear()
+        self._partitions.clear()
 
     def changed_since(self, version: int) -> set[str] | None:
         """Names of the nodes touched after ``version``; None if the log no longer says."""
@@ -762,6 +764,19 @@ class Snapshot:
                     index.setdefault(label, set()).add(name)
             self._domains[key] = index
         return index.get(value, set())
+
+    def partition(self, keys: tuple[str, ...]) -> dict[tuple[str | None, ...], list[str]]:
+        """Node names grouped by their values of the label ``keys`` (None: label missing);
+        nodes without a Node object are left out. Cached until the next restructuring."""
+        found = self._partitions.get(keys)
+        if found is None:
+            found = {}
+            for name, node in self.nodes.items():
+                if node.node is not None:
+                    domain = tuple(node.labels.get(k) for k in keys)
+                    found.setdefault(domain, []).append(name)
+            self._partitions[keys] = found
+        return found
 
     def aggregate(
         self, key: Hashable, compute: Callable[[NodeInfo], Mapping[Hashable, int]]

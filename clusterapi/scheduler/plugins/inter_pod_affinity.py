@@ -91,6 +91,8 @@ class PreFilterState:
 
 class InterPodAffinity:
     NAME: ClassVar[str] = NAME
+    # Filter answers depend on a node only through its labels for topology_keys().
+    FILTER_BY_DOMAIN: ClassVar[bool] = True
 
     def __init__(self, hard_pod_affinity_weight: int = DEFAULT_HARD_POD_AFFINITY_WEIGHT) -> None:
         self.hard_weight = hard_pod_affinity_weight

@@ -186,6 +186,8 @@ class PreScoreState:
 
 class PodTopologySpread:
     NAME: ClassVar[str] = NAME
+    # Filter answers depend on a node only through its labels for topology_keys().
+    FILTER_BY_DOMAIN: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._parsed: dict[tuple[Hashable, ...], tuple[Constraint, ...]] = {}

@@ -632,7 +632,11 @@ def test_role_granting_what_the_writer_lacks_is_forbidden(world: World) -> None:
     )
     assert "is attempting to grant RBAC permissions not currently held:" in err
     assert '{APIGroups:[""], Resources:["secrets"], Verbs:["get" "list"]}' in err
-    assert world.admin("get", "role", "secret-reader", "-n", NS_A, check=False) == ""
+    # Nothing was half-written.
+    missing = world.admin.run("get", "role", "secret-reader", "-n", NS_A, check=False)
+    assert 'roles.rbac.authorization.k8s.io "secret-reader" not found' in missing.stderr
+    role = json.loads(world.admin("get", "role", "pod-reader", "-n", NS_A, "-o", "json"))
+    assert role["rules"][0]["resources"] == ["pods"]
 
 
 def test_binding_to_cluster_admin_is_forbidden(world: World) -> None:

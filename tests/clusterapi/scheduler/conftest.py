@@ -83,7 +83,5 @@ def condition(pod: Obj, type_: str) -> Obj | None:
 
 def events_for(name: str) -> list[Obj]:
     return [
-        e
-        for e in store.list_objects(EVENT, NS).objects()
-        if e["involvedObject"]["name"] == name
+        e for e in store.list_objects(EVENT, NS).objects() if e["involvedObject"]["name"] == name
     ]

@@ -27,7 +27,9 @@ def running(add_node: Callable[..., Obj], add_pod: Callable[..., Obj]) -> Callab
     """Create a pod bound to a node and reported Running and Ready (the node agent's part)."""
     add_node("n1")
 
-    def make(name: str, *, ready: bool = True, labels: dict[str, str] | None = None, **kw: Any) -> Obj:
+    def make(
+        name: str, *, ready: bool = True, labels: dict[str, str] | None = None, **kw: Any
+    ) -> Obj:
         add_pod(name, labels=APP if labels is None else labels, node_name="n1", **kw)
 
         def report(obj: Obj) -> Obj:
@@ -53,11 +55,15 @@ def status_of(name: str = "web") -> Obj:
 
 
 def evict(name: str, body: Obj | None = None, query: str = "") -> tuple[int, Obj]:
-    body = body if body is not None else {
-        "apiVersion": "policy/v1",
-        "kind": "Eviction",
-        "metadata": {"name": name, "namespace": NS},
-    }
+    body = (
+        body
+        if body is not None
+        else {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": NS},
+        }
+    )
     path = f"/api/v1/namespaces/{NS}/pods/{name}/eviction{query}"
     request = RequestFactory().post(path, data=orjson.dumps(body), content_type="application/json")
     target = resolve("", "v1", f"namespaces/{NS}/pods/{name}/eviction")
@@ -78,8 +84,16 @@ def test_status_with_an_integer_min_available(running: Callable[..., Obj]) -> No
     running("other", labels={"app": "other"})
     budget(minAvailable=2)
     status = status_of()
-    assert {k: status[k] for k in ("currentHealthy", "desiredHealthy", "disruptionsAllowed",
-                                   "expectedPods", "observedGeneration")} == {
+    assert {
+        k: status[k]
+        for k in (
+            "currentHealthy",
+            "desiredHealthy",
+            "disruptionsAllowed",
+            "expectedPods",
+            "observedGeneration",
+        )
+    } == {
         "currentHealthy": 3,
         "desiredHealthy": 2,
         "disruptionsAllowed": 1,
@@ -87,7 +101,10 @@ def test_status_with_an_integer_min_available(running: Callable[..., Obj]) -> No
         "observedGeneration": 1,
     }
     allowed = condition({"status": status}, "DisruptionAllowed")
-    assert allowed is not None and (allowed["status"], allowed["reason"]) == ("True", "SufficientPods")
+    assert allowed is not None and (allowed["status"], allowed["reason"]) == (
+        "True",
+        "SufficientPods",
+    )
 
 
 def test_percentages_and_max_unavailable_count_the_controllers_scale(
@@ -100,13 +117,23 @@ def test_percentages_and_max_unavailable_count_the_controllers_scale(
             "spec": {
                 "replicas": 4,
                 "selector": {"matchLabels": APP},
-                "template": {"metadata": {"labels": APP}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+                "template": {
+                    "metadata": {"labels": APP},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]},
+                },
             },
         },
         namespace=NS,
     ).obj
-    owner = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web",
-              "uid": rs["metadata"]["uid"], "controller": True}]
+    owner = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": "web",
+            "uid": rs["metadata"]["uid"],
+            "controller": True,
+        }
+    ]
     for i in range(3):
         pod = running(f"web-{i}")
 
@@ -118,10 +145,18 @@ def test_percentages_and_max_unavailable_count_the_controllers_scale(
     budget("max", maxUnavailable="25%")
     status = status_of("max")
     # 4 expected, 25% of 4 rounded up = 1 may be unavailable: 3 desired, 3 healthy.
-    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (4, 3, 0)
+    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (
+        4,
+        3,
+        0,
+    )
     budget("min", minAvailable="50%", selector={"matchLabels": APP})
     status = status_of("min")
-    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (4, 2, 1)
+    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (
+        4,
+        2,
+        1,
+    )
 
 
 def test_pods_wake_the_budgets_selecting_them(running: Callable[..., Obj]) -> None:
@@ -155,14 +190,19 @@ def test_eviction_spends_the_budget_then_answers_429(running: Callable[..., Obj]
     assert body["reason"] == "TooManyRequests"
     assert body["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
     assert body["details"]["causes"] == [
-        {"reason": "DisruptionBudget", "message": "The disruption budget web needs 2 healthy pods and has 3 currently"}
+        {
+            "reason": "DisruptionBudget",
+            "message": "The disruption budget web needs 2 healthy pods and has 3 currently",
+        }
     ]
     assert "deletionTimestamp" not in get_pod("web-1")["metadata"]
     # The controller now counts the evicted pod out.
     assert status_of()["currentHealthy"] == 2
 
 
-def test_a_budget_not_yet_processed_answers_429_with_retry_after(running: Callable[..., Obj]) -> None:
+def test_a_budget_not_yet_processed_answers_429_with_retry_after(
+    running: Callable[..., Obj],
+) -> None:
     running("web-0")
     budget(minAvailable=0)
     code, body = evict("web-0")
@@ -191,7 +231,10 @@ def test_pods_without_budget_pending_or_unready_pods_go(
     # Unready while the application is short of healthy pods: IfHealthyBudget refuses.
     assert evict("sick")[0] == 429
     store.guaranteed_update(
-        PDB, NS, "web", lambda o: {**o, "spec": {**o["spec"], "unhealthyPodEvictionPolicy": "AlwaysAllow"}}
+        PDB,
+        NS,
+        "web",
+        lambda o: {**o, "spec": {**o["spec"], "unhealthyPodEvictionPolicy": "AlwaysAllow"}},
     )
     status_of()
     assert evict("sick")[0] == 201

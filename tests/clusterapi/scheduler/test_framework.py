@@ -156,11 +156,18 @@ def _shapes() -> list[dict[str, Any]]:
         "whenUnsatisfiable": "DoNotSchedule",
         "labelSelector": {"matchLabels": {"app": "spread"}},
     }
-    soft = {**spread, "whenUnsatisfiable": "ScheduleAnyway", "topologyKey": "kubernetes.io/hostname"}
+    soft = {
+        **spread,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "topologyKey": "kubernetes.io/hostname",
+    }
     anti = {
         "podAntiAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": [
-                {"labelSelector": {"matchLabels": {"app": "anti"}}, "topologyKey": "kubernetes.io/hostname"}
+                {
+                    "labelSelector": {"matchLabels": {"app": "anti"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
             ],
             "preferredDuringSchedulingIgnoredDuringExecution": [
                 {
@@ -176,14 +183,24 @@ def _shapes() -> list[dict[str, Any]]:
     prefer_zone = {
         "nodeAffinity": {
             "preferredDuringSchedulingIgnoredDuringExecution": [
-                {"weight": 7, "preference": {"matchExpressions": [{"key": ZONE, "operator": "In", "values": ["z0"]}]}}
+                {
+                    "weight": 7,
+                    "preference": {
+                        "matchExpressions": [{"key": ZONE, "operator": "In", "values": ["z0"]}]
+                    },
+                }
             ]
         }
     }
     port = container("100m", "64Mi", ports=[{"containerPort": 80, "hostPort": 8080}])
     return [
         {"cpu": "300m", "memory": "256Mi"},
-        {"cpu": "1", "memory": "1Gi", "labels": {"app": "spread"}, "topologySpreadConstraints": [spread]},
+        {
+            "cpu": "1",
+            "memory": "1Gi",
+            "labels": {"app": "spread"},
+            "topologySpreadConstraints": [spread],
+        },
         {"cpu": "200m", "labels": {"app": "spread"}, "topologySpreadConstraints": [soft]},
         {"cpu": "100m", "labels": {"app": "anti"}, "affinity": anti},
         {"memory": "512Mi", "affinity": prefer_zone, "tolerations": [{"operator": "Exists"}]},
@@ -204,7 +221,9 @@ def test_incremental_evaluation_always_equals_a_fresh_one() -> None:
             memory=rng.choice(["4Gi", "8Gi"]),
             pods="12",
             labels={ZONE: f"z{i % 3}"},
-            taints=[{"key": "spot", "value": "1", "effect": "PreferNoSchedule"}] if i % 4 == 0 else None,
+            taints=[{"key": "spot", "value": "1", "effect": "PreferNoSchedule"}]
+            if i % 4 == 0
+            else None,
         )
         for i in range(12)
     ]

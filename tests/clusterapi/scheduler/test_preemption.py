@@ -96,8 +96,10 @@ def test_pod_disruption_budgets_are_respected_where_possible() -> None:
 
 def test_preemption_cannot_help_with_unresolvable_failures_or_without_victims() -> None:
     snap = helpers.snapshot(
-        [helpers.node("tainted", taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}]),
-         helpers.node("full", cpu="1")],
+        [
+            helpers.node("tainted", taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}]),
+            helpers.node("full", cpu="1"),
+        ],
         [helpers.pod("peer", cpu="1", priority=100, node_name="full")],
     )
     outcome = run(snap, helpers.pod("vip", cpu="1", priority=100))
@@ -138,7 +140,10 @@ def test_preemption_through_the_store(
         assert pod["metadata"].get("deletionTimestamp")
         target = condition(pod, "DisruptionTarget")
         assert target is not None and target["reason"] == "PreemptionByScheduler"
-        assert target["message"] == "default-scheduler: preempting to accommodate a higher priority pod"
+        assert (
+            target["message"]
+            == "default-scheduler: preempting to accommodate a higher priority pod"
+        )
         [event] = [e for e in events_for(victim) if e["reason"] == "Preempted"]
         assert event["message"] == f"Preempted by pod {urgent['metadata']['uid']} on node n1"
 

@@ -189,8 +189,10 @@ def test_the_controller_reconciles_pods_and_sweeps(
 def test_the_controller_declaration() -> None:
     controller = scheduler_controller.CONTROLLER
     assert (controller.name, controller.kind, controller.singleton) == ("scheduler", "Pod", True)
-    leaving = {"metadata": {"name": "x", "namespace": NS, "deletionTimestamp": "2030-01-01T00:00:00Z"},
-               "spec": {"nodeName": "n1"}}
+    leaving = {
+        "metadata": {"name": "x", "namespace": NS, "deletionTimestamp": "2030-01-01T00:00:00Z"},
+        "spec": {"nodeName": "n1"},
+    }
     assert SWEEP in controller.keys_for("Pod", leaving)
     pending = {"metadata": {"name": "y", "namespace": NS}, "spec": {}}
     assert controller.keys_for("Pod", pending) == [(NS, "y")]

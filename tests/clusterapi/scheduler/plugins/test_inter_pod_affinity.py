@@ -113,9 +113,7 @@ def test_terms_only_see_their_namespaces() -> None:
     snap = cluster(pod("db", namespace="other", labels={"app": "db"}, node_name="a1"))
     incoming = pod("web", affinity=affinity("podAffinity", term({"app": "db"})))
     assert set(results(snap, incoming).values()) == {(ERR_REASON_AFFINITY,)}
-    across = pod(
-        "web", affinity=affinity("podAffinity", term({"app": "db"}, namespaces=["other"]))
-    )
+    across = pod("web", affinity=affinity("podAffinity", term({"app": "db"}, namespaces=["other"])))
     assert results(snap, across)["a2"] == ()
 
 
@@ -145,7 +143,9 @@ def score(snap: Snapshot, incoming: dict) -> dict[str, int]:
 
 def test_preferred_affinity_scores_the_domain_of_matching_pods() -> None:
     snap = cluster(pod("db", labels={"app": "db"}, node_name="b1"))
-    incoming = pod("web", affinity=affinity("podAffinity", (10, term({"app": "db"})), preferred=True))
+    incoming = pod(
+        "web", affinity=affinity("podAffinity", (10, term({"app": "db"})), preferred=True)
+    )
     assert score(snap, incoming) == {"a1": 0, "a2": 0, "b1": 100}
 
 

@@ -77,9 +77,7 @@ def test_too_many_pods() -> None:
 
 def test_ephemeral_storage_and_extended_resources() -> None:
     n = info(node("n", extra={"ephemeral-storage": "10Gi", "example.com/gpu": "1"}))
-    wants = container(
-        resources={"requests": {"ephemeral-storage": "20Gi", "example.com/gpu": "2"}}
-    )
+    wants = container(resources={"requests": {"ephemeral-storage": "20Gi", "example.com/gpu": "2"}})
     status = new({}).filter(state(), PodInfo(pod("p", containers=[wants])), n)
     assert status is not None
     assert status.reasons == ("Insufficient ephemeral-storage", "Insufficient example.com/gpu")

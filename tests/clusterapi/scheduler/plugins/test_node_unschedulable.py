@@ -22,7 +22,13 @@ CORDON_TOLERATION = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSch
         pytest.param(True, [{"operator": "Exists"}], True, id="tolerate-everything"),
         pytest.param(
             True,
-            [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoExecute"}],
+            [
+                {
+                    "key": "node.kubernetes.io/unschedulable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                }
+            ],
             False,
             id="wrong-effect-is-not-enough",
         ),

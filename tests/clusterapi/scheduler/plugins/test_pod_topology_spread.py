@@ -69,7 +69,9 @@ def test_larger_max_skew_allows_more() -> None:
 
 def test_a_pod_not_matching_its_own_selector_counts_nothing_for_itself() -> None:
     snap = zoned_cluster({"a": 2, "b": 1, "c": 1})
-    result = feasible(snap, pod("new", labels={"app": "other"}, topologySpreadConstraints=[constraint()]))
+    result = feasible(
+        snap, pod("new", labels={"app": "other"}, topologySpreadConstraints=[constraint()])
+    )
     assert result["node-a"] == ()  # 2 + 0 - 1 = 1
 
 
@@ -111,7 +113,8 @@ def test_match_label_keys_narrow_the_selector_to_the_pods_own_values() -> None:
     snap = snapshot(nodes, pods)
     spread = [constraint(matchLabelKeys=["pod-template-hash"])]
     result = feasible(
-        snap, pod("new", labels={**APP, "pod-template-hash": "new"}, topologySpreadConstraints=spread)
+        snap,
+        pod("new", labels={**APP, "pod-template-hash": "new"}, topologySpreadConstraints=spread),
     )
     assert result == {"node-a": (), "node-b": ()}
 
@@ -129,7 +132,9 @@ def test_counts_follow_the_snapshot_incrementally() -> None:
 def test_soft_constraints_score_emptier_domains_higher() -> None:
     snap = zoned_cluster({"a": 3, "b": 1, "c": 0})
     plugin = new({})
-    p = PodInfo(pod("new", labels=APP, topologySpreadConstraints=[constraint(when="ScheduleAnyway")]))
+    p = PodInfo(
+        pod("new", labels=APP, topologySpreadConstraints=[constraint(when="ScheduleAnyway")])
+    )
     s = state(snap)
     pre = plugin.pre_filter(s, p)
     assert pre is not None and pre.code == Code.SKIP  # no hard constraint
