@@ -113,7 +113,9 @@ def create_pods(count: int, namespace: str, prefix: str, spread: bool) -> None:
     for start in range(0, count, 500):
         with transaction.atomic():
             for i in range(start, min(start + 500, count)):
-                store.create(pod_kind, pod_manifest(f"{prefix}-{i:05d}", spread), namespace=namespace)
+                store.create(
+                    pod_kind, pod_manifest(f"{prefix}-{i:05d}", spread), namespace=namespace
+                )
 
 
 def delete_pods(namespace: str) -> None:
@@ -150,7 +152,10 @@ def reference_writes(namespace: str, samples: int) -> float:
 
     pod_kind = by_kind("v1", "Pod")
     assert pod_kind is not None
-    names = [p["metadata"]["name"] for p in store.list_objects(pod_kind, namespace, limit=samples).objects()]
+    names = [
+        p["metadata"]["name"]
+        for p in store.list_objects(pod_kind, namespace, limit=samples).objects()
+    ]
 
     def touch(obj: dict[str, Any]) -> dict[str, Any]:
         obj["metadata"].setdefault("annotations", {})["bench"] = str(time.time())
@@ -234,9 +239,13 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     print()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}")
-    print(f"database: {args.database}; {args.nodes} nodes; {args.pods} pods per scenario; "
-          f"Scheduled events: {'on' if args.events else 'off'}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}"
+    )
+    print(
+        f"database: {args.database}; {args.nodes} nodes; {args.pods} pods per scenario; "
+        f"Scheduled events: {'on' if args.events else 'off'}"
+    )
     header = (
         f"{'scenario':<8} {'end-to-end pods/s':>18} {'algorithm pods/s':>17} "
         f"{'store writes/s':>15} {'cache sync s':>13}"

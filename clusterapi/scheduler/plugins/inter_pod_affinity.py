@@ -66,7 +66,7 @@ def _bump(counts: dict[Hashable, int], node: NodeInfo, key: str, delta: int) -> 
 
 
 class PreFilterState:
-    __slots__ = ("affinity", "anti_affinity", "existing_anti_affinity", "self_match")
+    __slots__ = ("affinity", "anti_affinity", "existing_anti_affinity", "own_keys", "self_match")
 
     def __init__(
         self,
@@ -74,11 +74,14 @@ class PreFilterState:
         affinity: dict[Hashable, int],
         anti_affinity: dict[Hashable, int],
         self_match: bool,
+        own_keys: frozenset[str],
     ) -> None:
         self.existing_anti_affinity = existing_anti_affinity
         self.affinity = affinity
         self.anti_affinity = anti_affinity
         self.self_match = self_match
+        # The topology keys of the pod's own required terms (a node must carry them).
+        self.own_keys = own_keys
 
     def clone(self) -> PreFilterState:
         return PreFilterState(
@@ -86,6 +89,7 @@ class PreFilterState:
             dict(self.affinity),
             dict(self.anti_affinity),
             self.self_match,
+            self.own_keys,
         )
 
 
@@ -152,9 +156,12 @@ class InterPodAffinity:
 
             anti_counts = snapshot.aggregate(("ipa-anti", anti_terms), anti)
         self_match = matches_all(pod.required_affinity, pod, ns_labels)
+        own_keys = frozenset(
+            t.topology_key for t in pod.required_affinity + pod.required_anti_affinity
+        )
         state.write(
             PRE_FILTER_KEY,
-            PreFilterState(existing_counts, affinity_counts, anti_counts, self_match),
+            PreFilterState(existing_counts, affinity_counts, anti_counts, self_match, own_keys),
         )
         return None
 
@@ -281,6 +288,7 @@ class InterPodAffinity:
         keys: set[str] = set()
         s: PreFilterState | None = state.read(PRE_FILTER_KEY)
         if s is not None:
+            keys.update(s.own_keys)
             for counts in (s.existing_anti_affinity, s.affinity, s.anti_affinity):
                 keys.update(str(pair[0]) for pair in counts if isinstance(pair, tuple))
         scores: dict[Hashable, int] | None = state.read(PRE_SCORE_KEY)

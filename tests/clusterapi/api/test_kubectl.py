@@ -392,6 +392,19 @@ def samples(ns: str) -> dict[str, Obj]:
             "endpoints": [{"addresses": ["10.1.0.4"], "conditions": {"ready": True}}],
             "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
         },
+        "PriorityClass": {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": meta("sample-priority", False),
+            "value": 1000,
+            "description": "a sample priority class",
+        },
+        "PodDisruptionBudget": {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": meta("sample-pdb"),
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "sample"}}},
+        },
     }
 
 

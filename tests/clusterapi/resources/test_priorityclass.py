@@ -38,7 +38,10 @@ def create_class(name: str, value: int, **more: Any) -> Obj:
 
 
 def create_pod(name: str, **spec: Any) -> Obj:
-    body = {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "x"}], **spec}}
+    body = {
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "x"}], **spec},
+    }
     return store.create(POD, body, namespace=NS).obj
 
 
@@ -67,7 +70,9 @@ def test_an_unknown_class_is_forbidden() -> None:
     with pytest.raises(ApiError) as caught:
         create_pod("p", priorityClassName="nope")
     assert caught.value.code == 403
-    assert caught.value.message == 'pods "p" is forbidden: no PriorityClass with name nope was found'
+    assert (
+        caught.value.message == 'pods "p" is forbidden: no PriorityClass with name nope was found'
+    )
 
 
 def test_a_priority_disagreeing_with_the_class_is_forbidden() -> None:
@@ -106,7 +111,11 @@ def test_priority_is_resolved_at_creation_only() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "fragment"),
     [
-        ("too-high", 1_000_000_001, "maximum allowed value of a user defined priority is 1000000000"),
+        (
+            "too-high",
+            1_000_000_001,
+            "maximum allowed value of a user defined priority is 1000000000",
+        ),
         ("system-mine", 5, "priority class names with 'system-' prefix are reserved"),
     ],
 )

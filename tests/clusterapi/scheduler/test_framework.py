@@ -192,6 +192,13 @@ def _shapes() -> list[dict[str, Any]]:
             ]
         }
     }
+    rack_affine = {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "rack"}}, "topologyKey": "rack"}
+            ]
+        }
+    }
     port = container("100m", "64Mi", ports=[{"containerPort": 80, "hostPort": 8080}])
     return [
         {"cpu": "300m", "memory": "256Mi"},
@@ -205,6 +212,7 @@ def _shapes() -> list[dict[str, Any]]:
         {"cpu": "100m", "labels": {"app": "anti"}, "affinity": anti},
         {"memory": "512Mi", "affinity": prefer_zone, "tolerations": [{"operator": "Exists"}]},
         {"containers": [port]},
+        {"cpu": "100m", "labels": {"app": "rack"}, "affinity": rack_affine},
         {},
     ]
 
@@ -220,7 +228,7 @@ def test_incremental_evaluation_always_equals_a_fresh_one() -> None:
             cpu=rng.choice(["2", "4"]),
             memory=rng.choice(["4Gi", "8Gi"]),
             pods="12",
-            labels={ZONE: f"z{i % 3}"},
+            labels={ZONE: f"z{i % 3}", **({"rack": f"r{i % 2}"} if i % 3 else {})},
             taints=[{"key": "spot", "value": "1", "effect": "PreferNoSchedule"}]
             if i % 4 == 0
             else None,

@@ -155,7 +155,7 @@ def test_preemption_through_the_store(
     sched.queue.clock = lambda: 10**9
     result = sched.schedule_pending(keep_outcomes=True)
     assert get_pod("urgent")["spec"]["nodeName"] == "n1"
-    assert [o.name for o in result.outcomes][0] == "urgent"
+    assert result.outcomes[0].name == "urgent"
 
 
 def test_a_pending_preemptor_does_not_preempt_again(
