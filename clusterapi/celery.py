@@ -14,6 +14,8 @@ import os
 
 from celery import Celery
 
+from clusterapi import broker  # noqa: F401 - registers the berthfs:// transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clusterapi.settings")
 
 app = Celery("berth")

@@ -151,14 +151,15 @@ else:
     # A broker that needs no server: messages are files in the data directory, shared by the
     # API server, the worker and beat that ``manage.py up`` starts.
     _queue_dir = DATA_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
+    for _sub in ("queue", "processed", "control", "staging"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "berthfs://"  # clusterapi.broker: atomic message files
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
         "processed_folder": str(_queue_dir / "processed"),
         "control_folder": str(_queue_dir / "control"),
+        "staging_folder": str(_queue_dir / "staging"),
         "store_processed": False,
         # How often the worker looks for new message files (kombu polls; 1 s by default).
         "polling_interval": 0.2,

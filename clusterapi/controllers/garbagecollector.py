@@ -27,15 +27,20 @@ that object *as an owner*:
 * absent → find the dependents still referencing it and delete (or un-reference) them, after
   confirming each owner's absence with a fresh read (never from a possibly stale list).
 
-Wake-ups (``watches`` covers every kind): a change to object X wakes X's own key when X is
-being deleted or is not of a high-churn leaf kind (pods, events, leases, endpoints, nodes:
-waking on each of their status updates would flood the queue, and what they own is left to
-the full pass); it
-wakes the keys of X's owners when X is being deleted (a foreground owner may be waiting for
-it) or was created recently (a dependent created after its owner was deleted is caught at
-once). The periodic resync gives every namespace a **full pass** (key ``("", "<namespace>")``):
-one index of the namespace's objects by uid, every ownerReference checked against it, so
-whatever the event path missed (a leaf owner deleted outright, a lost task) is collected
+Wake-ups (``watches`` covers every kind) are chosen so that routine traffic costs nothing:
+
+* a change to X wakes X's own key when X is being deleted, or when X is of a kind that owns
+  things in the normal course (``OWNER_KINDS``: the workload kinds and Services) — so a
+  Deployment or ReplicaSet deleted outright is noticed at once, while the hundreds of
+  ConfigMaps, Secrets and RBAC objects written at bootstrap, and every pod, node and lease
+  heartbeat, wake nothing;
+* a change to X wakes the keys of X's owners when X is being deleted (a foreground owner may
+  be waiting for it) or was created within ``YOUNG_SECONDS`` (a dependent created just after
+  its owner was deleted is caught at once).
+
+The periodic resync gives every namespace a **full pass** (key ``("", "<namespace>")``): one
+index of the namespace's objects by uid, every ownerReference checked against it. Whatever the
+event path leaves out (an owner of another kind deleted outright, a lost task) is collected
 within a resync period.
 
 Cost
@@ -73,11 +78,23 @@ logger = logging.getLogger(__name__)
 COMPONENT = "garbage-collector-controller"
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
-# High-churn kinds whose changes do not wake their own key: pods, events, leases and endpoints
-# (almost) never own anything; nodes own only their leases and mirror pods, and a heartbeat
-# every few seconds per node must not cost a task each. What they own is collected by the
-# namespace's full pass.
-LEAF_KINDS = frozenset({"Pod", "Event", "Lease", "Endpoints", "EndpointSlice", "Node"})
+# Kinds that own other objects in the normal course: any change to one wakes its own key, so
+# its outright deletion is acted on at once (other kinds' deletions wait for the full pass).
+OWNER_KINDS = frozenset(
+    {
+        "Deployment",
+        "ReplicaSet",
+        "ReplicationController",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "Service",
+    }
+)
+# Kinds that (almost) never own anything: as dependents of a foreground deletion they are
+# deleted plainly, sparing them a finalizer round trip (and bound pods a second delete).
+LEAF_KINDS = frozenset({"Pod", "Event", "Lease", "Endpoints", "EndpointSlice"})
 # A dependent created this recently wakes its owners' keys (its owner may already be gone).
 YOUNG_SECONDS = 30
 # How often a foreground deletion looks again while blocking dependents remain.
@@ -140,7 +157,7 @@ def wake(obj: Obj) -> Iterable[Key]:
         return
     namespace = str(meta.get("namespace") or "")
     deleting = bool(meta.get("deletionTimestamp"))
-    if deleting or kind.kind not in LEAF_KINDS:
+    if deleting or kind.kind in OWNER_KINDS:
         yield object_key(kind, namespace, str(meta["name"]))
     refs = meta.get("ownerReferences") or ()
     if not refs or not (deleting or _young(meta)):

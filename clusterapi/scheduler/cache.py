@@ -151,18 +151,26 @@ class SchedulerCache:
 
     # -- pods --
 
-    def _remove_pod(self, pod: PodInfo) -> None:
+    def _remove_pod(self, pod: PodInfo, *, leaving: bool = True) -> None:
         self.pods.pop(pod.key, None)
         self.pending.pop(pod.key, None)
         self.snapshot.forget_nomination(pod)
         if pod.node_name and not pod.terminal:
             self.snapshot.remove_pod(pod, pod.node_name)
-            self.moves += 1
+            if leaving:
+                self.moves += 1  # its room is free again
 
     def _set_pod(self, pod: PodInfo) -> None:
         old = self.pods.get(pod.key)
         if old is not None:
-            self._remove_pod(old)
+            # A status update of a pod staying on its node frees nothing.
+            staying = (
+                bool(pod.node_name)
+                and pod.node_name == old.node_name
+                and not pod.terminal
+                and pod.uid == old.uid
+            )
+            self._remove_pod(old, leaving=not staying)
         self.pods[pod.key] = pod
         if pod.node_name:
             if not pod.terminal:

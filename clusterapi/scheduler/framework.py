@@ -361,6 +361,7 @@ class Evaluation:
         "domain_keys",
         "domains",
         "epoch",
+        "failing",
         "failures",
         "feasible",
         "filter_keys",
@@ -369,6 +370,7 @@ class Evaluation:
         "raw",
         "score_keys",
         "scores",
+        "stash",
         "version",
     )
 
@@ -386,8 +388,29 @@ class Evaluation:
         self.scores: tuple[tuple[ScorePlugin, int], ...] = ()
         self.score_keys: list[Hashable] = []
         self.raw: list[dict[str, int]] = []
+        # Per scorer: raw scores of nodes that left the feasible set, kept while unchanged.
+        self.stash: list[dict[str, int]] = []
         self.norm: list[dict[str, int] | None] = []
         self.board = Leaderboard()
+        # How many active filters reject each node (absent: none, so it is feasible).
+        self.failing: dict[str, int] = {}
+
+    def record_failure(self, i: int, name: str, status: Status | None) -> None:
+        """Set filter ``i``'s answer for a node, keeping the per-node rejection count."""
+        failures = self.failures[i]
+        had = name in failures
+        if status is None:
+            if had:
+                del failures[name]
+                left = self.failing[name] - 1
+                if left:
+                    self.failing[name] = left
+                else:
+                    del self.failing[name]
+            return
+        failures[name] = status
+        if not had:
+            self.failing[name] = self.failing.get(name, 0) + 1
 
 
 @dataclass
@@ -544,8 +567,9 @@ class Framework:
             ev.failures = [{} for _ in filters]
             ev.domain_keys = [() for _ in filters]
             ev.domains = [{} for _ in filters]
+            ev.failing = {}
             ev.feasible = {}
-            ev.scores, ev.score_keys, ev.raw, ev.norm = (), [], [], []
+            ev.scores, ev.score_keys, ev.raw, ev.stash, ev.norm = (), [], [], [], []
             ev.board.clear()
         everything = changed is None
         since: set[str] = changed or set()
@@ -568,11 +592,8 @@ class Framework:
                     None if info is None or info.node is None else fplugin.filter(state, pod, info)
                 )
                 if failures.get(name) != status:
+                    ev.record_failure(i, name, status)
                     flipped.add(name)
-                    if status is None:
-                        del failures[name]
-                    else:
-                        failures[name] = status
         ev.filter_keys = filter_keys
         touched: Collection[str] = (
             snapshot.names() | ev.feasible.keys() if everything else flipped | since
@@ -580,14 +601,10 @@ class Framework:
         newly_feasible: set[str] = set()
         newly_infeasible: set[str] = set()
         feasible = ev.feasible
-        all_failures = ev.failures
+        failing = ev.failing
         for name in touched:
             info = nodes.get(name)
-            if (
-                info is not None
-                and info.node is not None
-                and not any(name in f for f in all_failures)
-            ):
+            if info is not None and info.node is not None and not failing.get(name):
                 if name not in feasible:
                     newly_feasible.add(name)
                 feasible[name] = info
@@ -615,20 +632,36 @@ class Framework:
             ev.scores = scorer_tuple
             ev.score_keys = [_NO_KEY for _ in scorers]
             ev.raw = [{} for _ in scorers]
+            ev.stash = [{} for _ in scorers]
             ev.norm = [None for _ in scorers]
         total_dirty: set[str] = newly_feasible | newly_infeasible
         for j, (splugin, _weight) in enumerate(scorers):
             raw = ev.raw[j]
+            stash = ev.stash[j]
             rescore: Collection[str]
             raw_changed = bool(newly_feasible or newly_infeasible)
             if all_totals or ev.score_keys[j] != score_keys[j]:
                 raw.clear()
+                stash.clear()
                 rescore = feasible
                 all_totals = raw_changed = True
             else:
+                # A node leaving the feasible set keeps its score aside: when it comes back
+                # unchanged (a spread domain reopening), it need not be scored again.
                 for name in newly_infeasible:
-                    raw.pop(name, None)
-                rescore = self._expand(since, splugin, state, snapshot) | newly_feasible
+                    value = raw.pop(name, None)
+                    if value is not None:
+                        stash[name] = value
+                stale = self._expand(since, splugin, state, snapshot)
+                for name in stale:
+                    stash.pop(name, None)
+                rescore = set(stale)
+                for name in newly_feasible:
+                    value = stash.pop(name, None)
+                    if value is None:
+                        rescore.add(name)
+                    else:
+                        raw[name] = value
             for name in rescore:
                 info = feasible.get(name)
                 if info is None:
@@ -724,11 +757,8 @@ class Framework:
             domains[domain] = status
             for name in members:
                 if failures.get(name) != status:
+                    ev.record_failure(i, name, status)
                     flipped.add(name)
-                    if status is None:
-                        del failures[name]
-                    else:
-                        failures[name] = status
 
     def _memo_key(self, plugin: Plugin, state: CycleState) -> Hashable:
         if plugin.NAME not in self._cluster_scoped:

@@ -71,11 +71,11 @@ class Command(BaseCommand):
             lifespan="off",
             timeout_graceful_shutdown=2,
         )
-        loops = _start_loops()
+        loops = Loops()
         try:
             uvicorn.Server(config).run()
         finally:
-            _stop(loops)
+            loops.stop()
 
 
 def _die_with_parent() -> None:
@@ -90,51 +90,73 @@ def _die_with_parent() -> None:
         pass  # not Linux: the finally block in handle() still stops the children
 
 
-def _start_loops() -> list[subprocess.Popen[bytes]]:
-    """The Celery worker and beat that run the control loops, as child processes."""
-    celery = [sys.executable, "-m", "celery", "-A", "clusterapi"]
-    level = os.environ.get("BERTH_LOG_LEVEL", "warning").lower()
-    worker = subprocess.Popen(
-        [
-            *celery,
-            "worker",
-            "--loglevel",
-            level,
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "--without-gossip",
-            "--without-mingle",
-            "--hostname",
-            f"berth-{os.getpid()}@%h",
-        ],
-        preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
-    )
-    beat = subprocess.Popen(
-        [
-            *celery,
-            "beat",
-            "--loglevel",
-            level,
-            "--schedule",
-            str(Path(settings.DATA_DIR) / "celerybeat-schedule"),
-        ],
-        preexec_fn=_die_with_parent,
-    )
-    return [worker, beat]
+class Loops:
+    """The Celery worker and beat that run the control loops, as supervised child processes.
 
+    A child that exits while ``up`` runs is started again (after a short pause, so a child
+    that cannot start does not spin); ``stop`` ends them for good.
+    """
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    RESTART_PAUSE = 2.0
+
+    def __init__(self) -> None:
+        celery = [sys.executable, "-m", "celery", "-A", "clusterapi"]
+        level = os.environ.get("BERTH_LOG_LEVEL", "warning").lower()
+        schedule = Path(settings.DATA_DIR) / "celerybeat-schedule"
+        self.commands: dict[str, list[str]] = {
+            "worker": [
+                *celery,
+                "worker",
+                "--loglevel",
+                level,
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"berth-{os.getpid()}@%h",
+            ],
+            "beat": [*celery, "beat", "--loglevel", level, "--schedule", str(schedule)],
+        }
+        self.schedule = schedule
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
+        for name in self.commands:
+            self._spawn(name)
+        threading.Thread(target=self._watch, name="berth-loops", daemon=True).start()
+
+    def _spawn(self, name: str) -> None:
+        if name == "beat":
+            # Beat's schedule file only remembers last run times; a file left broken by a
+            # crash would stop beat from starting, so it is started afresh each time.
+            for stale in self.schedule.parent.glob(self.schedule.name + "*"):
+                stale.unlink(missing_ok=True)
+        self.processes[name] = subprocess.Popen(
+            self.commands[name],
+            preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
+        )
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(self.RESTART_PAUSE):
+            for name, process in list(self.processes.items()):
+                if process.poll() is not None and not self.stopping.is_set():
+                    logger.warning("%s exited with %s; starting it again", name, process.returncode)
+                    self._spawn(name)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        processes = list(self.processes.values())
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _start_compactor() -> None:

@@ -220,3 +220,35 @@ def test_nodes_removed_from_the_store_leave_the_cache(
     outcome = sched.schedule_one(NS, "web")
     assert outcome.node is None
     assert outcome.message == "no nodes available to schedule pods"
+
+
+def test_only_changes_that_may_make_room_count_as_moves(
+    sched: Scheduler, add_node: Callable[..., Obj], add_pod: Callable[..., Obj]
+) -> None:
+    add_node("n1", taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}])
+    add_pod("bound", node_name="n1")
+    cache = sched.cache
+    cache.sync()
+    moves = cache.moves
+
+    def heartbeat(obj: Obj) -> Obj:
+        obj["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+        return obj
+
+    store.guaranteed_update(NODE, "", "n1", heartbeat, subresource="status")
+    store.guaranteed_update(
+        POD,
+        NS,
+        "bound",
+        lambda o: {**o, "status": {**o["status"], "phase": "Running"}},
+        subresource="status",
+    )
+    cache.sync()
+    assert cache.moves == moves  # a heartbeat and a pod's status report free nothing
+
+    store.guaranteed_update(NODE, "", "n1", lambda o: {**o, "spec": {}})  # untainted
+    cache.sync()
+    assert cache.moves == moves + 1
+    store.delete(POD, NS, "bound", grace_period=0)
+    cache.sync()
+    assert cache.moves == moves + 2
