@@ -40,7 +40,7 @@ DEBUG = os.environ.get("BERTH_DEBUG", "") == "1"
 ALLOWED_HOSTS = ["*"]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "clusterapi.adminsite.BerthAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -68,4 +68,51 @@ def test_admin_site_hides_the_log_from_staff_who_are_not_superusers(client: Clie
     users = get_user_model()
     staff = users.objects.create_user("clerk", "clerk@example.com", "pw", is_staff=True)
     client.force_login(staff)
+    # Without an RBAC grant on /admin/* the admin site itself sends them to log in.
+    response = client.get("/admin/audit/auditevent/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.django_db
+def test_admin_site_lets_in_staff_whose_group_rbac_allows_it_but_not_to_the_log(
+    client: Client,
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from clusterapi import store
+    from clusterapi.rbac import invalidate
+    from clusterapi.resources import by_kind
+
+    _event(timedelta(0), "still-hidden")
+    roles = by_kind("rbac.authorization.k8s.io/v1", "ClusterRole")
+    bindings = by_kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")
+    assert roles is not None and bindings is not None
+    store.create(
+        roles,
+        {
+            "metadata": {"name": "admin-site-viewer"},
+            "rules": [{"nonResourceURLs": ["/admin", "/admin/*"], "verbs": ["get"]}],
+        },
+    )
+    store.create(
+        bindings,
+        {
+            "metadata": {"name": "admin-site-viewers"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "admin-site-viewer",
+            },
+            "subjects": [
+                {"kind": "Group", "name": "operators", "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        },
+    )
+    invalidate()
+    users = get_user_model()
+    staff = users.objects.create_user("oper", "oper@example.com", "pw", is_staff=True)
+    staff.groups.add(Group.objects.create(name="operators"))
+    client.force_login(staff)
+    assert client.get("/admin/").status_code == 200
     assert client.get("/admin/audit/auditevent/").status_code == 403
