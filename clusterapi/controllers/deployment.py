@@ -38,6 +38,11 @@ ReplicaSet's revision. ``revisionHistoryLimit`` bounds how many old, empty Repli
 Writes go through the store only: ReplicaSets by compare-and-swap, the Deployment's status
 through the status subresource and its revision annotation through the main resource (the
 status subresource changes status only, where upstream's also takes annotations).
+
+Wake-ups: a Deployment's own changes, and (``watches``) every change of a ReplicaSet it
+controls, or of an orphan ReplicaSet its selector matches. Pods are not watched: their
+changes reach the Deployment through their ReplicaSet's status (Recreate waits for old pods
+to be gone by watching ``replicas`` and ``terminatingReplicas`` drop to zero there).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
 
 from clusterapi import store
 from clusterapi.api.selectors import LabelSelector, SelectorError, from_label_selector
@@ -281,7 +281,7 @@ class ReplicaManager:
 
     # --- status ---------------------------------------------------------------------------
 
-    def _status(self, owner: Obj, work: _Round, now: Any) -> Obj:
+    def _status(self, owner: Obj, work: _Round, now: datetime) -> Obj:
         """The owner's new status (``calculateStatus``), in upstream's field order."""
         spec = owner.get("spec") or {}
         old = owner.get("status") or {}

@@ -205,6 +205,12 @@ def test_which_changes_wake_which_keys(ns: str, clock: Clock) -> None:
     # A pod being deleted wakes itself and the owner that may be waiting for it.
     marked = {**pod, "metadata": {**pod["metadata"], "deletionTimestamp": clock.stamp()}}
     assert gc.CONTROLLER.keys_for("Pod", marked) == [pod_key, rs_key]
+    # Routine objects that rarely own anything wake nothing; their deletion is left to the
+    # full pass unless they are deleted with a finalizer.
+    plain = configmap("plain")
+    assert gc.CONTROLLER.keys_for("ConfigMap", plain) == []
+    marked_cm = {**plain, "metadata": {**plain["metadata"], "deletionTimestamp": clock.stamp()}}
+    assert gc.CONTROLLER.keys_for("ConfigMap", marked_cm) == [gc.object_key(CONFIGMAP, NS, "plain")]
     # Namespaces also get the full pass.
     namespace = store.get(NAMESPACE, "", NS)
     assert ("", NS) in gc.CONTROLLER.keys_for("Namespace", namespace)

@@ -32,7 +32,7 @@ def get_json(kubectl: Kubectl, *args: str) -> Obj:
     return result
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -74,7 +74,7 @@ def ready_pods(kubectl: Kubectl, selector: str) -> None:
         )
 
 
-def while_ready(kubectl: Kubectl, selector: str, *args: str, timeout: float = 90) -> str:
+def while_ready(kubectl: Kubectl, selector: str, *args: str, timeout: float = 180) -> str:
     """Run a waiting kubectl command while pods are being made ready; returns its output."""
     outcome: dict[str, Any] = {}
 
@@ -108,7 +108,7 @@ def namespace(kubectl: Kubectl) -> str:
 def test_a_deployment_rolls_out_updates_and_rolls_back(kubectl: Kubectl, namespace: str) -> None:
     kubectl("create", "deployment", "web", "-n", NS, "--image=nginx:1.25", "--replicas=3")
     out = while_ready(
-        kubectl, "app=web", "rollout", "status", "deployment/web", "-n", NS, "--timeout=80s"
+        kubectl, "app=web", "rollout", "status", "deployment/web", "-n", NS, "--timeout=170s"
     )
     assert 'deployment "web" successfully rolled out' in out
     kubectl("wait", "-n", NS, "--for=condition=Available", "deployment/web", "--timeout=30s")
@@ -116,7 +116,7 @@ def test_a_deployment_rolls_out_updates_and_rolls_back(kubectl: Kubectl, namespa
 
     kubectl("set", "image", "deployment/web", "-n", NS, "nginx=nginx:1.26")
     out = while_ready(
-        kubectl, "app=web", "rollout", "status", "deployment/web", "-n", NS, "--timeout=80s"
+        kubectl, "app=web", "rollout", "status", "deployment/web", "-n", NS, "--timeout=170s"
     )
     assert 'deployment "web" successfully rolled out' in out
     assert images(kubectl, "app=web") == ["nginx:1.26"] * 3
@@ -125,7 +125,7 @@ def test_a_deployment_rolls_out_updates_and_rolls_back(kubectl: Kubectl, namespa
 
     kubectl("rollout", "undo", "deployment/web", "-n", NS)
     while_ready(
-        kubectl, "app=web", "rollout", "status", "deployment/web", "-n", NS, "--timeout=80s"
+        kubectl, "app=web", "rollout", "status", "deployment/web", "-n", NS, "--timeout=170s"
     )
     assert images(kubectl, "app=web") == ["nginx:1.25"] * 3
     replicasets = get_json(kubectl, "replicasets", "-l", "app=web")["items"]
@@ -152,7 +152,7 @@ def test_scaling_to_zero_and_back(kubectl: Kubectl, namespace: str) -> None:
 def test_foreground_deletion_of_a_deployment(kubectl: Kubectl, namespace: str) -> None:
     kubectl("create", "deployment", "doomed", "-n", NS, "--image=nginx:1.25", "--replicas=2")
     wait_for(lambda: len(images(kubectl, "app=doomed")) == 2, "the pods")
-    kubectl("delete", "deployment", "doomed", "-n", NS, "--cascade=foreground", "--timeout=60s")
+    kubectl("delete", "deployment", "doomed", "-n", NS, "--cascade=foreground", "--timeout=120s")
     assert get_json(kubectl, "replicasets", "-l", "app=doomed")["items"] == []
     assert get_json(kubectl, "pods", "-l", "app=doomed")["items"] == []
 

@@ -1,6 +1,7 @@
 """The event path: committed writes alone drive the workload loops to convergence.
 
-Celery is replaced by an in-test queue (``tasks.enqueue`` is captured), so these tests show
+Celery is replaced by an in-test queue (the dispatch task runs at once and ``tasks.enqueue``
+is captured), so these tests show
 that each controller's ``watches`` wake the right keys: a ReplicaSet's pods wake it, its
 status wakes its Deployment, deletions wake the garbage collector. Only the loops of this
 module's concern run; other controllers' wake-ups are dropped. Timed re-runs (a countdown)
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from clusterapi import controllers
 from clusterapi.controllers import tasks
 from clusterapi.controllers.base import Controller
 from tests.clusterapi.controllers.conftest import (
@@ -60,6 +62,13 @@ def run(
             queue.append(key)
 
     monkeypatch.setattr(tasks, "enqueue", enqueue)
+
+    def dispatch_now(args: list[Any], **options: Any) -> None:
+        # What the dispatch task does on a worker: map the change to keys, enqueue them.
+        _api_version, kind_name, obj = args
+        controllers.dispatch(kind_name, obj)
+
+    monkeypatch.setattr(tasks.dispatch_task, "apply_async", dispatch_now)
 
     def work(action: Callable[[], Any]) -> None:
         with django_capture_on_commit_callbacks(execute=True):
