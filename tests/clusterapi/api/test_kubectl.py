@@ -813,7 +813,8 @@ def test_describe_deployment_shows_replicas_strategy_and_template(
     assert "Name: sample-deploy" in lines
     assert f"Namespace: {ns}" in lines
     assert "Selector: app=sample-deploy" in lines
-    assert "Replicas: 1 desired | 0 updated | 0 total | 0 available | 0 unavailable" in lines
+    # The deployment controller is running, so only the desired count is fixed here.
+    assert any(line.startswith("Replicas: 1 desired |") for line in lines)
     assert "StrategyType: RollingUpdate" in lines
     assert "RollingUpdateStrategy: 25% max unavailable, 25% max surge" in lines
     assert "Pod Template:" in lines
@@ -932,8 +933,16 @@ def test_patch_that_changes_nothing_prints_no_change_and_keeps_the_version(
     out = kubectl("patch", "deployment", patchable, "-n", ns, "--type=merge", "-p", '{"spec":{}}')
     assert out.strip() == f"deployment.apps/{patchable} patched (no change)"
     after = get_json(kubectl, "deployment", patchable, "-n", ns)["metadata"]
-    assert after["resourceVersion"] == before["resourceVersion"]
+    # The deployment controller may write the status meanwhile; the spec did not change.
     assert after["generation"] == before["generation"]
+    # No controller writes ConfigMaps: there the resourceVersion must stay exactly the same.
+    kubectl("create", "configmap", "still", "-n", ns, "--from-literal=a=b")
+    kept = get_json(kubectl, "configmap", "still", "-n", ns)["metadata"]["resourceVersion"]
+    out = kubectl(
+        "patch", "configmap", "still", "-n", ns, "--type=merge", "-p", '{"data":{"a":"b"}}'
+    )
+    assert out.strip() == "configmap/still patched (no change)"
+    assert get_json(kubectl, "configmap", "still", "-n", ns)["metadata"]["resourceVersion"] == kept
 
 
 def test_patch_merge_sets_and_deletes_keys(kubectl: Kubectl, ns: str, patchable: str) -> None:
@@ -1116,12 +1125,12 @@ def test_get_watch_prints_changes_made_meanwhile(kubectl: Kubectl, tmp_path: Pat
         watcher.wait(timeout=10)
     assert seen[0] == ["EVENT", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     events = [row[:2] for row in seen[1:]]
-    assert events == [
-        ["ADDED", "seed"],
-        ["ADDED", "mover"],
-        ["MODIFIED", "mover"],
-        ["DELETED", "mover"],
-    ]
+    # The control loops may also touch the pod (e.g. the scheduler's condition): extra
+    # MODIFIED events are fine; order and the end points are what the watch must get right.
+    assert events[:2] == [["ADDED", "seed"], ["ADDED", "mover"]]
+    assert ["MODIFIED", "mover"] in events[2:-1]
+    assert events[-1] == ["DELETED", "mover"]
+    assert all(name == "mover" and kind == "MODIFIED" for kind, name in events[2:-1])
 
 
 # --- explain ----------------------------------------------------------------------------------
