@@ -169,9 +169,7 @@ class CpuMeter:
             use.helpers = use.helpers_seconds / wall
             use.database = (self._database() - database0) / wall
             machine = (_machine_busy_seconds() - machine0) / wall
-            use.other = max(
-                machine - use.client - use.server - use.helpers - use.database, 0.0
-            )
+            use.other = max(machine - use.client - use.server - use.helpers - use.database, 0.0)
 
 
 def renice(pid: int, nice: int) -> None:
@@ -310,8 +308,20 @@ class Bench:
         process = subprocess.Popen(
             # --gil: sample the thread holding the interpreter lock, which is what one
             # server process is short of; waiting threads are not counted.
-            [spy, "record", "--pid", str(self.pid), "--rate", "200", "--format", "raw",
-             "--nonblocking", "--gil", "--output", str(out)],
+            [
+                spy,
+                "record",
+                "--pid",
+                str(self.pid),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--gil",
+                "--output",
+                str(out),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -659,8 +669,8 @@ def raw_commits(server: LiveServer, seconds: float, payload_bytes: int) -> Commi
                 str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
                 for name in ("synchronous_commit", "fsync", "wal_sync_method")
             ]
-            result.settings = (
-                "synchronous_commit={}, fsync={}, wal_sync_method={}".format(*settings)
+            result.settings = "synchronous_commit={}, fsync={}, wal_sync_method={}".format(
+                *settings
             )
             conn.execute("CREATE TABLE bench_scratch (id bigserial PRIMARY KEY, data text)")
             conn.commit()
@@ -835,9 +845,7 @@ def _phases(args: argparse.Namespace, bench: Bench, server: LiveServer) -> dict[
 
     _log(f"creates: closed loop {args.duration}s")
     with bench.profiled("creates"):
-        out["creates"] = bench.closed_loop(
-            create_pod("bench-create", "c-"), seconds=args.duration
-        )
+        out["creates"] = bench.closed_loop(create_pod("bench-create", "c-"), seconds=args.duration)
 
     _log(f"filling {args.pods} pods")
     out["fill"] = bench.closed_loop(create_pod("bench-list", "p-"), count=args.pods)
@@ -1001,23 +1009,51 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     list_table = report["list_table"]["median_s"]
     watch_p99 = report["watch"]["p99_ms"]
     return [
-        {"figure": "pod creates/s", "value": creates, "reference": "empty view req/s",
-         "ref_value": empty, "ratio": _ratio(creates, empty),
-         "goal": f">= {GOALS['creates_vs_empty']:.2f}",
-         "met": _ratio(creates, empty) >= GOALS["creates_vs_empty"]},
-        {"figure": "pod GETs/s (max)", "value": gets, "reference": "empty view req/s",
-         "ref_value": empty, "ratio": _ratio(gets, empty),
-         "goal": f">= {GOALS['gets_vs_empty']:.2f}",
-         "met": _ratio(gets, empty) >= GOALS["gets_vs_empty"]},
-        {"figure": "LIST 10k pods, JSON (s)", "value": list_json, "reference": "limit (s)",
-         "ref_value": GOALS["list_seconds"], "ratio": _ratio(list_json, GOALS["list_seconds"]),
-         "goal": "<= 1.00", "met": list_json <= GOALS["list_seconds"]},
-        {"figure": "LIST 10k pods, Table (s)", "value": list_table, "reference": "limit (s)",
-         "ref_value": GOALS["list_seconds"], "ratio": _ratio(list_table, GOALS["list_seconds"]),
-         "goal": "<= 1.00", "met": list_table <= GOALS["list_seconds"]},
-        {"figure": "watch p99 (ms)", "value": watch_p99, "reference": "limit (ms)",
-         "ref_value": GOALS["watch_p99_ms"], "ratio": _ratio(watch_p99, GOALS["watch_p99_ms"]),
-         "goal": "<= 1.00", "met": watch_p99 <= GOALS["watch_p99_ms"]},
+        {
+            "figure": "pod creates/s",
+            "value": creates,
+            "reference": "empty view req/s",
+            "ref_value": empty,
+            "ratio": _ratio(creates, empty),
+            "goal": f">= {GOALS['creates_vs_empty']:.2f}",
+            "met": _ratio(creates, empty) >= GOALS["creates_vs_empty"],
+        },
+        {
+            "figure": "pod GETs/s (max)",
+            "value": gets,
+            "reference": "empty view req/s",
+            "ref_value": empty,
+            "ratio": _ratio(gets, empty),
+            "goal": f">= {GOALS['gets_vs_empty']:.2f}",
+            "met": _ratio(gets, empty) >= GOALS["gets_vs_empty"],
+        },
+        {
+            "figure": "LIST 10k pods, JSON (s)",
+            "value": list_json,
+            "reference": "limit (s)",
+            "ref_value": GOALS["list_seconds"],
+            "ratio": _ratio(list_json, GOALS["list_seconds"]),
+            "goal": "<= 1.00",
+            "met": list_json <= GOALS["list_seconds"],
+        },
+        {
+            "figure": "LIST 10k pods, Table (s)",
+            "value": list_table,
+            "reference": "limit (s)",
+            "ref_value": GOALS["list_seconds"],
+            "ratio": _ratio(list_table, GOALS["list_seconds"]),
+            "goal": "<= 1.00",
+            "met": list_table <= GOALS["list_seconds"],
+        },
+        {
+            "figure": "watch p99 (ms)",
+            "value": watch_p99,
+            "reference": "limit (ms)",
+            "ref_value": GOALS["watch_p99_ms"],
+            "ratio": _ratio(watch_p99, GOALS["watch_p99_ms"]),
+            "goal": "<= 1.00",
+            "met": watch_p99 <= GOALS["watch_p99_ms"],
+        },
     ]
 
 
@@ -1056,33 +1092,81 @@ def render_text(report: dict[str, Any]) -> str:
 
     empty = e_max["rate"]
     row("empty view req/s (max)", f"{empty:.0f}")
-    row("pod creates/s", f"{cr['rate']:.0f}", "empty view req/s", f"{empty:.0f}",
-        f"{_ratio(cr['rate'], empty):.2f}")
-    row("pod creates/s", f"{cr['rate']:.0f}", "raw DB commits/s", f"{db['rate']:.0f}",
-        f"{_ratio(cr['rate'], db['rate']):.3f}")
-    row("pod GETs/s (max)", f"{g_max['rate']:.0f}", "empty view req/s", f"{empty:.0f}",
-        f"{_ratio(g_max['rate'], empty):.2f}")
-    row(f"GET p50 ms @ {report['fixed_rate']:g}/s", f"{g_fix['p50_ms']:.1f}", "empty view p50 ms",
-        f"{e_fix['p50_ms']:.1f}", f"{_ratio(g_fix['p50_ms'], e_fix['p50_ms']):.2f}")
-    row(f"GET p99 ms @ {report['fixed_rate']:g}/s", f"{g_fix['p99_ms']:.1f}", "empty view p99 ms",
-        f"{e_fix['p99_ms']:.1f}", f"{_ratio(g_fix['p99_ms'], e_fix['p99_ms']):.2f}")
-    row("server CPU ms per create", f"{_ms_per_request(cr):.2f}", "per empty view",
+    row(
+        "pod creates/s",
+        f"{cr['rate']:.0f}",
+        "empty view req/s",
+        f"{empty:.0f}",
+        f"{_ratio(cr['rate'], empty):.2f}",
+    )
+    row(
+        "pod creates/s",
+        f"{cr['rate']:.0f}",
+        "raw DB commits/s",
+        f"{db['rate']:.0f}",
+        f"{_ratio(cr['rate'], db['rate']):.3f}",
+    )
+    row(
+        "pod GETs/s (max)",
+        f"{g_max['rate']:.0f}",
+        "empty view req/s",
+        f"{empty:.0f}",
+        f"{_ratio(g_max['rate'], empty):.2f}",
+    )
+    row(
+        f"GET p50 ms @ {report['fixed_rate']:g}/s",
+        f"{g_fix['p50_ms']:.1f}",
+        "empty view p50 ms",
+        f"{e_fix['p50_ms']:.1f}",
+        f"{_ratio(g_fix['p50_ms'], e_fix['p50_ms']):.2f}",
+    )
+    row(
+        f"GET p99 ms @ {report['fixed_rate']:g}/s",
+        f"{g_fix['p99_ms']:.1f}",
+        "empty view p99 ms",
+        f"{e_fix['p99_ms']:.1f}",
+        f"{_ratio(g_fix['p99_ms'], e_fix['p99_ms']):.2f}",
+    )
+    row(
+        "server CPU ms per create",
+        f"{_ms_per_request(cr):.2f}",
+        "per empty view",
         f"{_ms_per_request(e_max):.2f}",
-        f"{_ratio(_ms_per_request(cr), _ms_per_request(e_max)):.2f}")
+        f"{_ratio(_ms_per_request(cr), _ms_per_request(e_max)):.2f}",
+    )
     row("  + Celery helpers, ms per create", f"{_ms_per_request(cr, helpers=True):.2f}")
-    row("server CPU ms per GET", f"{_ms_per_request(g_max):.2f}", "per empty view",
+    row(
+        "server CPU ms per GET",
+        f"{_ms_per_request(g_max):.2f}",
+        "per empty view",
         f"{_ms_per_request(e_max):.2f}",
-        f"{_ratio(_ms_per_request(g_max), _ms_per_request(e_max)):.2f}")
+        f"{_ratio(_ms_per_request(g_max), _ms_per_request(e_max)):.2f}",
+    )
     if report["fixed_rate_note"]:
         out.append(f"  (fixed rate: {report['fixed_rate_note']})")
     row(f"fill {s['pods']} pods (s)", f"{fill['seconds']:.1f}", "pods/s", f"{fill['rate']:.0f}")
-    row(f"LIST {lj['items']} pods JSON (s)", f"{lj['median_s']:.3f}", "limit (s)", "1.000",
-        f"{lj['median_s']:.2f}")
-    row(f"LIST {lt['items']} pods Table (s)", f"{lt['median_s']:.3f}", "limit (s)", "1.000",
-        f"{lt['median_s']:.2f}")
+    row(
+        f"LIST {lj['items']} pods JSON (s)",
+        f"{lj['median_s']:.3f}",
+        "limit (s)",
+        "1.000",
+        f"{lj['median_s']:.2f}",
+    )
+    row(
+        f"LIST {lt['items']} pods Table (s)",
+        f"{lt['median_s']:.3f}",
+        "limit (s)",
+        "1.000",
+        f"{lt['median_s']:.2f}",
+    )
     row("watch p50 ms (write->event)", f"{w['p50_ms']:.1f}", "limit on p99 (ms)", "100")
-    row("watch p99 ms (write->event)", f"{w['p99_ms']:.1f}", "limit on p99 (ms)", "100",
-        f"{w['p99_ms'] / GOALS['watch_p99_ms']:.2f}")
+    row(
+        "watch p99 ms (write->event)",
+        f"{w['p99_ms']:.1f}",
+        "limit on p99 (ms)",
+        "100",
+        f"{w['p99_ms'] / GOALS['watch_p99_ms']:.2f}",
+    )
     row("  write round trip p50 ms", f"{w['write_p50_ms']:.1f}")
     row("  write round trip p99 ms", f"{w['write_p99_ms']:.1f}")
     row("raw DB commits/s", f"{db['rate']:.0f}", "1 connection, 1-row txns")
