@@ -740,12 +740,23 @@ class Framework:
             domains.clear()
             ev.domain_keys[i] = keys
             targets: Iterable[tuple[str | None, ...]] = list(partition)
+        elif len(keys) == 1:
+            key = keys[0]
+            targets = {(info.labels.get(key),) for name in since if (info := nodes.get(name))}
         else:
-            targets = {
-                tuple(info.labels.get(k) for k in keys)
-                for name in since
-                if (info := nodes.get(name)) is not None
-            }
+            # A change reaches every domain sharing any one label value with a changed node
+            # (same zone, another host), not only the changed node's own combination.
+            wanted: list[set[str | None]] = [set() for _ in keys]
+            for name in since:
+                info = nodes.get(name)
+                if info is not None:
+                    for index, key in enumerate(keys):
+                        wanted[index].add(info.labels.get(key))
+            targets = [
+                domain
+                for domain in partition
+                if any(value in wanted[index] for index, value in enumerate(domain))
+            ]
         failures = ev.failures[i]
         for domain in targets:
             members = partition.get(domain)

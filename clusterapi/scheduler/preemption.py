@@ -29,6 +29,7 @@ from clusterapi.api.selectors import SelectorError, from_label_selector
 from clusterapi.scheduler.framework import (
     Code,
     CycleState,
+    FilterPlugin,
     Framework,
     NodeInfo,
     PodInfo,
@@ -139,7 +140,7 @@ class Budgets:
 def select_victims(
     framework: Framework,
     state: CycleState,
-    filters: Sequence[Any],
+    filters: Sequence[FilterPlugin],
     pod: PodInfo,
     node: NodeInfo,
     budgets: Budgets,

@@ -45,6 +45,7 @@ from clusterapi.scheduler.framework import (
     Framework,
     PodInfo,
     Profile,
+    Result,
     default_profile,
 )
 from clusterapi.scheduler.queue import SchedulingQueue
@@ -336,7 +337,9 @@ class Scheduler:
         self._event(written.obj, events.WARNING, "FailedScheduling", message)
         return Outcome(namespace, name, message=message, nominated=nominate)
 
-    def _preempt(self, framework: Framework, pod: PodInfo, result: Any) -> tuple[str, str | None]:
+    def _preempt(
+        self, framework: Framework, pod: PodInfo, result: Result
+    ) -> tuple[str, str | None]:
         """Run DefaultPreemption; (PostFilter message, node to nominate or "" to clear)."""
         pdb_kind = kind("policy/v1", "PodDisruptionBudget")
         pdbs = store.list_objects(pdb_kind, pod.namespace).objects()

@@ -213,14 +213,28 @@ def _shapes() -> list[dict[str, Any]]:
         {"memory": "512Mi", "affinity": prefer_zone, "tolerations": [{"operator": "Exists"}]},
         {"containers": [port]},
         {"cpu": "100m", "labels": {"app": "rack"}, "affinity": rack_affine},
+        {
+            "cpu": "100m",
+            "labels": {"app": "multi"},
+            "topologySpreadConstraints": [
+                {**spread, "labelSelector": {"matchLabels": {"app": "multi"}}},
+                {
+                    **spread,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "maxSkew": 2,
+                    "labelSelector": {"matchLabels": {"app": "multi"}},
+                },
+            ],
+        },
         {},
     ]
 
 
-def test_incremental_evaluation_always_equals_a_fresh_one() -> None:
+@pytest.mark.parametrize("seed", [20300101, 7, 4242])
+def test_incremental_evaluation_always_equals_a_fresh_one(seed: int) -> None:
     """Schedule a random mix of pod shapes while the cluster changes under them; the memo
     must give exactly what evaluating from scratch gives, every time."""
-    rng = random.Random(20300101)
+    rng = random.Random(seed)
     framework = Framework(default_profile())
     nodes = [
         node(
