@@ -96,5 +96,9 @@ def run(server: str) -> Path:
     ensure_namespaces()
     # Default roles and bindings, created or brought up to date on every start.
     rbac_bootstrap.reconcile()
+    # The built-in system-cluster-critical and system-node-critical PriorityClasses.
+    from clusterapi.resources.kinds import priorityclass
+
+    priorityclass.ensure_system_classes()
     record_server(server)
     return ensure_admin(server)
