@@ -233,6 +233,9 @@ def list_(request: HttpRequest, target: Target) -> HttpResponse:
     query = request.GET
     match, name = matcher(kind, query)
     limit = query_int(query, "limit") or 0
+    as_table = bool(table.wanted(request))
+    # Unfiltered Table lists (plain `kubectl get`) join the rows kept with the objects.
+    kept_rows = as_table and match is None and table.from_stored_rows(kind, request)
     result = store.list_objects(
         kind,
         target.namespace or None,
@@ -240,13 +243,17 @@ def list_(request: HttpRequest, target: Target) -> HttpResponse:
         name=name,
         limit=max(limit, 0),
         continue_token=query.get("continue", ""),
+        table_rows=kept_rows,
     )
     meta: Obj = {"resourceVersion": str(result.resource_version)}
     if result.continue_token:
         meta["continue"] = result.continue_token
     if result.remaining is not None:
         meta["remainingItemCount"] = result.remaining
-    if table.wanted(request):
+    if kept_rows and result.table_rows is not None:
+        payload = table.build_from_stored(kind, result.table_rows, result.raw, meta)
+        return HttpResponse(payload, content_type="application/json")
+    if as_table:
         body = table.build(kind, result.objects(), request, meta["resourceVersion"])
         body["metadata"] = meta
         return json_response(body)

@@ -25,6 +25,9 @@ class Resource(models.Model):
     revision = models.BigIntegerField()
     # The object's JSON as served (apiVersion, kind, metadata with resourceVersion, ...).
     data = models.TextField()
+    # The object's Table row as kubectl's lists are served, kept current by every write
+    # (``clusterapi.resources.stored_rows``); empty for kinds whose rows are not kept.
+    table_row = models.TextField(blank=True, default="")
 
     class Meta:
         constraints = [

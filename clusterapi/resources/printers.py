@@ -28,7 +28,9 @@ Ages are relative to :func:`now`, a module-level function that tests monkeypatch
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -193,12 +195,49 @@ def human_duration(delta: timedelta) -> str:
     return f"{hours // 24 // 365}y"
 
 
+class Ago(str):
+    """A cell that reads the time elapsed since ``moment``, through ``template``.
+
+    It is the rendered text (a ``str``), and it remembers how it was made, so that a Table row
+    computed once and stored (``clusterapi.resources.stored_rows``) can be brought up to date
+    when it is served. Cells only make these inside ``deferred_ages()``.
+    """
+
+    moment: datetime
+    template: str
+
+    def __new__(cls, moment: datetime, template: str) -> Ago:
+        text = super().__new__(cls, template.format(human_duration(now() - moment)))
+        text.moment, text.template = moment, template
+        return text
+
+
+_deferred = threading.local()
+
+
+@contextmanager
+def deferred_ages() -> Iterator[None]:
+    """Within this block, cells that depend on the current time come back as ``Ago``."""
+    _deferred.on = True
+    try:
+        yield
+    finally:
+        _deferred.on = False
+
+
+def _ago(moment: datetime, template: str = "{}") -> str:
+    """``template`` with the time elapsed since ``moment`` (an ``Ago`` when deferred)."""
+    if getattr(_deferred, "on", False):
+        return Ago(moment, template)
+    return template.format(human_duration(now() - moment))
+
+
 def _since(value: Any) -> str:
     """Time elapsed since a timestamp, or ``<unknown>`` when it is unset."""
     moment = _parse_time(value)
     if moment is None:
         return "<unknown>"
-    return human_duration(now() - moment)
+    return _ago(moment)
 
 
 def _age(obj: Obj) -> str:
@@ -527,6 +566,15 @@ def _later(current: datetime | None, candidate: Any) -> datetime | None:
 
 
 def _pod_summary(pod: Obj) -> tuple[str, str, str]:
+    """``_pod_summary_of`` once per row: three columns read it (``_cells`` clears the memo)."""
+    memo = _row_memo.__dict__
+    if memo.get("pod") is not pod:
+        memo["pod"], memo["summary"] = pod, _pod_summary_of(pod)
+    summary: tuple[str, str, str] = memo["summary"]
+    return summary
+
+
+def _pod_summary_of(pod: Obj) -> tuple[str, str, str]:
     """The pod's (Ready, Status, Restarts) cells, following upstream's printPod rules.
 
     Status starts from the phase (or ``status.reason``), is overridden by the first init
@@ -627,7 +675,7 @@ def _pod_summary(pod: Obj) -> tuple[str, str, str]:
 
     restarts_cell = str(restarts)
     if restarts != 0 and last_restart is not None:
-        restarts_cell = f"{restarts} ({human_duration(now() - last_restart)} ago)"
+        restarts_cell = _ago(last_restart, f"{restarts} ({{}} ago)")
     return f"{ready}/{total}", reason, restarts_cell
 
 
@@ -1463,7 +1511,7 @@ def _job_duration(job: Obj) -> str:
     if started is None:
         return ""
     completed = _parse_time(_dig(job, "status", "completionTime"))
-    return human_duration((completed or now()) - started)
+    return human_duration(completed - started) if completed else _ago(started)
 
 
 JOB_COLUMNS: tuple[Column, ...] = (
@@ -1947,7 +1995,12 @@ def table_row_cells(kind: str, obj: Obj, *, peers: Iterable[Obj] | None = None) 
     return cells
 
 
+# Per-thread memo of values several cells of one row share (see ``_pod_summary``).
+_row_memo = threading.local()
+
+
 def _cells(columns: Iterable[Column], obj: Obj) -> list[Any]:
+    _row_memo.__dict__.clear()
     cells = []
     for column in columns:
         try:

@@ -81,7 +81,8 @@ _KEY_DEFAULTS: Final[dict[str, Any]] = {"protocol": "TCP"}
 
 # Paths never owned by anyone (apiserver's stripmeta): exact ones, and whole subtrees.
 _STRIP_EXACT: Final = frozenset({("f:apiVersion",), ("f:kind",), ("f:metadata",)})
-_STRIP_SUBTREES: Final = tuple(
+# Every stripped subtree is a metadata field: a path is in one when its first two steps are.
+_STRIP_SUBTREES: Final = frozenset(
     ("f:metadata", "f:" + name)
     for name in (
         "name",
@@ -296,7 +297,7 @@ def _unowned(path: Path, ignore_status: bool) -> bool:
         return True
     if ignore_status and path[:1] == _STATUS:
         return True
-    return any(path[: len(prefix)] == prefix for prefix in _STRIP_SUBTREES)
+    return path[:2] in _STRIP_SUBTREES
 
 
 def _walk(value: Any, node: SchemaNode | None, path: Path, out: dict[Path, _Flat]) -> None:

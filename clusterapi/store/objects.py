@@ -6,19 +6,19 @@ import base64
 import copy
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 
 from clusterapi.admission import admit, admit_delete
-from clusterapi.core.models import Change, Compaction, Resource
+from clusterapi.core.models import Change, Compaction
+from clusterapi.resources import stored_rows
 from clusterapi.resources.registry import Kind
-from clusterapi.store import errors
+from clusterapi.store import errors, sql
 from clusterapi.store.errors import ApiError
 
 Obj = dict[str, Any]
@@ -88,6 +88,8 @@ class ListResult:
 
     raw: list[str]
     resource_version: int
+    # Each object's kept Table row (``clusterapi.resources.stored_rows``), when asked for.
+    table_rows: list[str] | None = None
     continue_token: str = ""
     remaining: int | None = None
     _objects: list[Obj] | None = None
@@ -140,15 +142,15 @@ def _after_commit(kind: Kind, obj: Obj) -> None:
 def _record(kind: Kind, obj: Obj, change: str, revision: int, previous: str = "") -> str:
     data = encode(obj)
     meta = obj["metadata"]
-    Change.objects.create(
-        revision=revision,
-        group=kind.group,
-        resource=kind.plural,
-        namespace=meta.get("namespace", ""),
-        name=meta["name"],
-        type=change,
-        data=data,
-        previous=previous,
+    sql.insert_change(
+        revision,
+        kind.group,
+        kind.plural,
+        meta.get("namespace", ""),
+        meta["name"],
+        change,
+        data,
+        previous,
     )
     _after_commit(kind, obj)
     return data
@@ -157,27 +159,13 @@ def _record(kind: Kind, obj: Obj, change: str, revision: int, previous: str = ""
 # --- reads ------------------------------------------------------------------------------------
 
 
-def _row(kind: Kind, namespace: str, name: str) -> Resource | None:
-    return Resource.objects.filter(
-        group=kind.group,
-        resource=kind.plural,
-        namespace=namespace if kind.namespaced else "",
-        name=name,
-    ).first()
+def _row(kind: Kind, namespace: str, name: str) -> sql.Row | None:
+    return sql.select_row(kind.group, kind.plural, namespace if kind.namespaced else "", name)
 
 
 def get_raw(kind: Kind, namespace: str, name: str) -> str:
     """The stored JSON of one object; NotFound when absent."""
-    data = (
-        Resource.objects.filter(
-            group=kind.group,
-            resource=kind.plural,
-            namespace=namespace if kind.namespaced else "",
-            name=name,
-        )
-        .values_list("data", flat=True)
-        .first()
-    )
+    data = sql.select_data(kind.group, kind.plural, namespace if kind.namespaced else "", name)
     if data is None:
         raise errors.not_found(kind, name)
     return data
@@ -211,19 +199,18 @@ def list_objects(
     name: str | None = None,
     limit: int = 0,
     continue_token: str = "",
+    table_rows: bool = False,
 ) -> ListResult:
     """Objects of a kind, in (namespace, name) order, optionally one namespace and a page.
 
     ``match`` filters decoded objects (label and field selectors); ``name`` is the fast path
     of a ``metadata.name=`` field selector. Pages continue with the returned token; a token
-    whose revision has been compacted away is 410 Gone, as upstream.
+    whose revision has been compacted away is 410 Gone, as upstream. ``table_rows`` also
+    reads the Table row kept with each object (``ListResult.table_rows``).
     """
     revision = current_revision()
-    query = Resource.objects.filter(group=kind.group, resource=kind.plural)
-    if namespace and kind.namespaced:
-        query = query.filter(namespace=namespace)
-    if name is not None:
-        query = query.filter(name=name)
+    scope = namespace if namespace and kind.namespaced else None
+    after: tuple[str, str] | None = None
     if continue_token:
         token_rv, start_ns, start_name = _decode_continue(continue_token)
         if token_rv < compacted_revision():
@@ -232,14 +219,24 @@ def list_objects(
                 "result. You can start a new list without the continue parameter."
             )
         revision = token_rv
-        query = query.filter(Q(namespace__gt=start_ns) | Q(namespace=start_ns, name__gt=start_name))
-    query = query.order_by("namespace", "name")
-    rows = query.values_list("namespace", "name", "data")
+        after = (start_ns, start_name)
+    # Without a filter one extra row tells whether another page follows; with a filter an
+    # unknown number of rows will be skipped, so all are streamed.
+    rows = sql.select_list(
+        kind.group,
+        kind.plural,
+        namespace=scope,
+        name=name,
+        after=after,
+        limit=limit + 1 if limit and match is None else 0,
+        table_rows=table_rows,
+    )
     raw: list[str] = []
     objects: list[Obj] = []
     last: tuple[str, str] | None = None
     more = False
-    for row_ns, row_name, data in _iterate(rows, limit if match is None else 0):
+    kept: list[str] | None = [] if table_rows else None
+    for row_ns, row_name, data, table_row in rows:
         if match is not None:
             obj = decode(data)
             if not match(obj):
@@ -249,28 +246,17 @@ def list_objects(
             more = True
             break
         raw.append(data)
+        if kept is not None:
+            kept.append(table_row)
         last = (row_ns, row_name)
-    result = ListResult(raw=raw, resource_version=revision)
+    result = ListResult(raw=raw, resource_version=revision, table_rows=kept)
     if match is not None:
         result._objects = objects[: len(raw)]
     if more and last is not None:
         result.continue_token = _encode_continue(revision, *last)
         if match is None:
-            result.remaining = (
-                query.filter(Q(namespace__gt=last[0]) | Q(namespace=last[0], name__gt=last[1]))
-                .order_by()
-                .count()
-            )
+            result.remaining = sql.count_after(kind.group, kind.plural, scope, last)
     return result
-
-
-def _iterate(rows: Any, limit: int) -> Iterator[tuple[str, str, str]]:
-    # Without a filter one extra row tells whether another page follows; with a filter the
-    # rows are streamed in chunks, since an unknown number of them will be skipped.
-    if limit:
-        yield from rows[: limit + 1]
-    else:
-        yield from rows.iterator(chunk_size=2000)
 
 
 # --- strategy helpers -------------------------------------------------------------------------
@@ -296,11 +282,7 @@ def _comparable(obj: Obj) -> Obj:
 def _check_namespace(kind: Kind, namespace: str, name: str) -> None:
     if not kind.namespaced:
         return
-    data = (
-        Resource.objects.filter(group="", resource="namespaces", namespace="", name=namespace)
-        .values_list("data", flat=True)
-        .first()
-    )
+    data = sql.select_data("", "namespaces", "", namespace)
     if data is None:
         raise errors.namespace_not_found(namespace)
     if (decode(data).get("metadata") or {}).get("deletionTimestamp"):
@@ -420,14 +402,15 @@ def create(
             revision = _next_revision()
             meta["resourceVersion"] = str(revision)
             data = encode(obj)
-            Resource.objects.create(
-                group=kind.group,
-                resource=kind.plural,
-                namespace=namespace,
-                name=name,
-                uid=meta["uid"],
-                revision=revision,
-                data=data,
+            sql.insert_resource(
+                kind.group,
+                kind.plural,
+                namespace,
+                name,
+                meta["uid"],
+                revision,
+                data,
+                stored_rows.for_storage(kind.kind, obj),
             )
             _record(kind, obj, Change.ADDED, revision)
     except IntegrityError as exc:
@@ -503,7 +486,7 @@ def _manage_fields(
 
 def _write_update(
     kind: Kind,
-    row: Resource,
+    row: sql.Row,
     old: Obj,
     new: Obj,
     *,
@@ -546,7 +529,7 @@ def _write_update(
             return WriteResult(new, deleted=True, warnings=warnings)
         with transaction.atomic():
             revision = _next_revision()
-            if not Resource.objects.filter(pk=row.pk, revision=row.revision).delete()[0]:
+            if not sql.delete_resource(row):
                 raise errors.conflict(kind, name)
             meta["resourceVersion"] = str(revision)
             _record(kind, new, Change.DELETED, revision)
@@ -557,10 +540,7 @@ def _write_update(
         revision = _next_revision()
         meta["resourceVersion"] = str(revision)
         data = encode(new)
-        updated = Resource.objects.filter(pk=row.pk, revision=row.revision).update(
-            revision=revision, data=data
-        )
-        if not updated:
+        if not sql.update_resource(row, revision, data, stored_rows.for_storage(kind.kind, new)):
             raise errors.conflict(kind, name)
         _record(kind, new, Change.MODIFIED, revision, previous=row.data)
     return WriteResult(new, warnings=warnings, previous=old)
@@ -731,8 +711,8 @@ def delete(
                 with transaction.atomic():
                     revision = _next_revision()
                     new_meta["resourceVersion"] = str(revision)
-                    if not Resource.objects.filter(pk=row.pk, revision=row.revision).update(
-                        revision=revision, data=encode(new)
+                    if not sql.update_resource(
+                        row, revision, encode(new), stored_rows.for_storage(kind.kind, new)
                     ):
                         raise errors.conflict(kind, name)
                     _record(kind, new, Change.MODIFIED, revision, previous=row.data)
@@ -746,7 +726,7 @@ def delete(
         try:
             with transaction.atomic():
                 revision = _next_revision()
-                if not Resource.objects.filter(pk=row.pk, revision=row.revision).delete()[0]:
+                if not sql.delete_resource(row):
                     raise errors.conflict(kind, name)
                 new_meta["resourceVersion"] = str(revision)
                 _record(kind, new, Change.DELETED, revision)
