@@ -21,6 +21,7 @@ from django.conf import settings
 from clusterapi.controllers import (
     aggregation,
     cronjob,
+    daemonset,
     deployment,
     disruption,
     garbagecollector,
@@ -30,6 +31,7 @@ from clusterapi.controllers import (
     replicaset,
     replicationcontroller,
     serviceaccount,
+    statefulset,
 )
 from clusterapi.controllers.base import Controller, Obj
 from clusterapi.resources.registry import Kind
@@ -47,6 +49,8 @@ CONTROLLERS: tuple[Controller, ...] = (
     deployment.CONTROLLER,
     job.CONTROLLER,
     cronjob.CONTROLLER,
+    statefulset.CONTROLLER,
+    daemonset.CONTROLLER,
     garbagecollector.CONTROLLER,
     nodelifecycle.CONTROLLER,
     serviceaccount.CONTROLLER,

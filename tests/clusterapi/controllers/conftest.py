@@ -199,3 +199,84 @@ def rollout_complete(name: str) -> bool:
         or int(status.get("replicas") or 0) > updated
         or int(status.get("availableReplicas") or 0) < updated
     )
+
+
+# --- StatefulSets, DaemonSets and their history ---------------------------------------------------
+
+STATEFULSET = kind("apps/v1", "StatefulSet")
+DAEMONSET = kind("apps/v1", "DaemonSet")
+REVISION = kind("apps/v1", "ControllerRevision")
+CLAIM = kind("v1", "PersistentVolumeClaim")
+NODE = kind("v1", "Node")
+EVENT = kind("v1", "Event")
+
+
+def statefulset(name: str, replicas: int, image: str = "nginx:1.25", **spec: Any) -> Obj:
+    labels = {"app": name}
+    body: Obj = {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            "selector": {"matchLabels": labels},
+            "template": template(labels, image),
+            **spec,
+        },
+    }
+    return store.create(STATEFULSET, body, namespace=NS).obj
+
+
+def daemonset(name: str, image: str = "fluentd:1", **spec: Any) -> Obj:
+    labels = {"app": name}
+    body: Obj = {
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": template(labels, image),
+            **spec,
+        },
+    }
+    return store.create(DAEMONSET, body, namespace=NS).obj
+
+
+def node(name: str, labels: dict[str, str] | None = None, taints: list[Obj] | None = None) -> Obj:
+    """A Node as a node agent registers it (ready, with room for pods)."""
+    body: Obj = {
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
+        "spec": {"taints": taints} if taints else {},
+    }
+    return store.create(NODE, body).obj
+
+
+def events_of(involved: Obj) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the events about ``involved``."""
+    uid = involved["metadata"]["uid"]
+    return sorted(
+        (e["type"], e["reason"], e["message"])
+        for e in store.list_objects(EVENT, NS).objects()
+        if e["involvedObject"].get("uid") == uid
+    )
+
+
+def revisions_of(owner: Obj) -> list[Obj]:
+    """The owner's ControllerRevisions, lowest revision number first."""
+    return sorted(
+        (r for r in store.list_objects(REVISION, NS).objects() if pods.is_controlled_by(r, owner)),
+        key=lambda r: int(r["revision"]),
+    )
+
+
+def set_image(kind_: Kind, name: str, image: str) -> Obj:
+    def change(obj: Obj) -> None:
+        obj["spec"]["template"]["spec"]["containers"][0]["image"] = image
+
+    return update(kind_, name, change)
+
+
+def pod_named(name: str) -> Obj | None:
+    try:
+        return store.get(POD, NS, name)
+    except store.ApiError as exc:
+        if exc.reason == "NotFound":
+            return None
+        raise
