@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "clusterapi.core",
     "clusterapi.audit",
+    "clusterapi.identity",
     "clusterapi",
     "dashboard",
 ]
@@ -180,6 +181,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Audit events past BERTH_AUDIT_RETENTION_DAYS (clusterapi/audit/log.py) are deleted.
     "audit-prune": {"task": "berth.audit.prune", "schedule": 3600.0},
+    # The issuer's signing key rotates when due (clusterapi/identity/keys.py); also done lazily.
+    "identity-rotate-keys": {
+        "task": "berth.identity.rotate_keys",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # Whether committed writes enqueue reconciles (off in unit tests, which call reconcile).

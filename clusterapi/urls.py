@@ -4,8 +4,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from clusterapi.identity import config as issuer_config
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("ui/", include("dashboard.urls")),
+    # The built-in OIDC issuer, under its issuer URL's path (``/dex`` by default).
+    path(issuer_config.url_prefix(), include("clusterapi.identity.urls")),
     path("", include("clusterapi.api.urls")),
 ]

@@ -168,5 +168,11 @@ def issuer_for(iss: str | None) -> Issuer | None:
         from clusterapi import config
 
         configure(config.oidc_authenticators())
+        from clusterapi.identity.trust import builtin_issuer
+
+        builtin = builtin_issuer()  # the built-in issuer, unless a config entry names its URL
+        if builtin is not None:
+            with _issuers_lock:
+                _issuers.setdefault(builtin.config.url, builtin)
     with _issuers_lock:
         return _issuers.get(iss.rstrip("/"))
