@@ -183,9 +183,54 @@ def _canonical_quantity(value: int | float) -> str:
     return format(number.normalize(), "f")
 
 
+def _refs_in(schema: Any) -> set[str]:
+    """The definitions a schema names anywhere inside it (``$ref`` values, without prefix)."""
+    found: set[str] = set()
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(schemas.REF_PREFIX):
+                found.add(ref[len(schemas.REF_PREFIX) :])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return found
+
+
+@functools.cache
+def _holding_quantities() -> frozenset[str]:
+    """The definitions under which a Quantity can occur (a fixpoint over their references)."""
+    quantity = _QUANTITY_REF[len(schemas.REF_PREFIX) :]
+    refs = {name: _refs_in(schema) for name, schema in schemas.definitions().items()}
+    holding = {quantity}
+    grew = True
+    while grew:
+        grew = False
+        for name, named in refs.items():
+            if name not in holding and named & holding:
+                holding.add(name)
+                grew = True
+    return frozenset(holding)
+
+
+_inline_holds: dict[int, bool] = {}
+
+
+def _may_hold_quantity(schema: schemas.Schema) -> bool:
+    """Whether a Quantity can occur under this schema; most subtrees of an object hold none,
+    and skipping them keeps ``_quantities`` from walking every write's whole object."""
+    key = id(schema)
+    found = _inline_holds.get(key)
+    if found is None:
+        found = _inline_holds[key] = bool(_refs_in(schema) & _holding_quantities())
+    return found
+
+
 def _quantities(node: Any, schema: schemas.Schema | None) -> None:
     """Turn numeric quantities into strings (clients' models require strings)."""
-    if schema is None:
+    if schema is None or not _may_hold_quantity(schema):
         return
     if isinstance(node, dict):
         props = schemas.resolve(schema).get("properties")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import secrets
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from clusterapi.resources import stored_rows
 from clusterapi.resources.registry import Kind
 from clusterapi.store import errors, sql
 from clusterapi.store.errors import ApiError
+from clusterapi.store.patch import clone
 
 Obj = dict[str, Any]
 
@@ -432,12 +432,12 @@ def _prepare_update(kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
     _fix_namespace(kind, new_meta, old_meta.get("namespace", ""))
     if subresource == "finalize":
         # Namespaces' finalize subresource changes spec.finalizers and nothing else.
-        result = copy.deepcopy(old)
+        result = clone(old)
         result.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers", [])
         return result
     if subresource == "status":
         # The status subresource changes status and nothing else.
-        result = copy.deepcopy(old)
+        result = clone(old)
         result["status"] = new.get("status", {})
         return result
     new_meta["name"] = name
@@ -452,7 +452,7 @@ def _prepare_update(kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
     if kind.has_status:
         # The main resource ignores status changes; they go through /status.
         if "status" in old:
-            new["status"] = copy.deepcopy(old["status"])
+            new["status"] = clone(old["status"])
         else:
             new.pop("status", None)
     return new
@@ -619,7 +619,7 @@ def guaranteed_update(
                     continue
                 raise
         old = decode(row.data)
-        new = mutate(copy.deepcopy(old))
+        new = mutate(clone(old))
         requested_rv = str((new.get("metadata") or {}).get("resourceVersion") or "")
         precondition = (
             requested_rv
@@ -684,7 +684,7 @@ def delete(
                 f"ResourceVersion in object meta: {meta['resourceVersion']}",
             )
         admit_delete(kind, old, user)
-        new = copy.deepcopy(old)
+        new = clone(old)
         new_meta = new["metadata"]
         finalizers = list(new_meta.get("finalizers") or [])
         if propagation == "Orphan" and "orphan" not in finalizers:
