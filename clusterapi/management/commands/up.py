@@ -70,6 +70,12 @@ class Command(BaseCommand):
             log_level=os.environ.get("BERTH_LOG_LEVEL", "warning").lower(),
             lifespan="off",
             timeout_graceful_shutdown=2,
+            # Clients keep connections open between requests (node agents' pools, kubectl,
+            # the Python client). A server that closes an idle connection as the client
+            # reuses it makes that request fail ("server disconnected"); uvicorn's default
+            # of 5 s equals httpx's own keep-alive expiry, so the two raced. Well above any
+            # client's idle expiry, the client always closes first.
+            timeout_keep_alive=75,
         )
         loops = Loops()
         try:
