@@ -147,7 +147,10 @@ BERTH_KUBERNETES_VERSION = "1.37.0"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 300}
+    # A message a dead worker took is delivered again after this long (the resync usually
+    # gets there first). It must exceed the longest countdown a controller sends
+    # (``controllers.tasks.MAX_DELAY_SECONDS``), or waiting messages would be duplicated.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 120}
 else:
     # A broker that needs no server: messages are files in the data directory, shared by the
     # API server, the worker and beat that ``manage.py up`` starts.
@@ -205,3 +208,46 @@ CACHES = {
         }
     )
 }
+
+
+# --- Dashboard login: an OIDC relying party (mozilla-django-oidc, dashboard/oidc.py) ----------
+# The built-in issuer (<server>/dex, client berth-dashboard) unless BERTH_OIDC_ISSUER names an
+# external one; endpoints come from the issuer (dashboard.oidc.provider), not from here.
+BERTH_OIDC_ISSUER = os.environ.get("BERTH_OIDC_ISSUER", "")
+BERTH_OIDC_DISCOVERY_URL = os.environ.get("BERTH_OIDC_DISCOVERY_URL", "")
+BERTH_OIDC_CLIENT_SECRET = os.environ.get("BERTH_OIDC_CLIENT_SECRET", "")
+# CA bundle for the back-channel calls (token, JWKS, userinfo); default: this server's CA.
+BERTH_OIDC_CA_FILE = os.environ.get("BERTH_OIDC_CA_FILE", "")
+# How an external issuer's claims become an RBAC user (the built-in one uses identity.api).
+BERTH_OIDC_USERNAME_CLAIM = os.environ.get("BERTH_OIDC_USERNAME_CLAIM", "email")
+BERTH_OIDC_USERNAME_PREFIX = os.environ.get("BERTH_OIDC_USERNAME_PREFIX", "")
+BERTH_OIDC_GROUPS_CLAIM = os.environ.get("BERTH_OIDC_GROUPS_CLAIM", "groups")
+BERTH_OIDC_GROUPS_PREFIX = os.environ.get("BERTH_OIDC_GROUPS_PREFIX", "oidc:")
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",  # the admin site's own login form
+    "dashboard.oidc.OIDCBackend",
+]
+OIDC_RP_CLIENT_ID = os.environ.get("BERTH_OIDC_CLIENT_ID", "berth-dashboard")
+OIDC_RP_CLIENT_SECRET = BERTH_OIDC_CLIENT_SECRET
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = "openid email profile groups"
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the logout
+OIDC_TIMEOUT = 10
+OIDC_AUTHENTICATE_CLASS = "dashboard.views.OIDCLoginView"
+OIDC_CALLBACK_CLASS = "dashboard.views.OIDCCallbackView"
+OIDC_OP_LOGOUT_URL_METHOD = "dashboard.oidc.logout_url"
+LOGIN_URL = "/oidc/authenticate/"
+LOGIN_REDIRECT_URL = "/ui/"
+LOGOUT_REDIRECT_URL = "/ui/logged-out/"
+
+# Cookies (ASVS 5.0 3.3): Secure outside development, HttpOnly session, SameSite=Lax so the
+# issuer's redirect back to the callback (a top-level GET) still carries the session.
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"

@@ -201,3 +201,181 @@ class Kubectl:
 
     def __call__(self, *args: str, **kwargs: object) -> str:
         return self.run(*args, **kwargs).stdout  # type: ignore[arg-type]
+
+
+# --- a private Redis, simulated node agents, the processes of a live server -------------------
+
+import redis  # noqa: E402 - this section is appended to a shared module
+
+REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+@dataclass
+class RedisServer:
+    """A private ``redis-server`` on a free loopback port (never the machine's own at 6379).
+
+    Without ``persistent`` nothing outlives the process (``--save '' --appendonly no``), so a
+    restart starts empty, as a crashed cache-only Redis would; with it every write goes to an
+    append-only file first and a restart brings the data back.
+    """
+
+    data_dir: Path
+    persistent: bool = False
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        if not REDIS_SERVER.exists():
+            raise RuntimeError(f"{REDIS_SERVER} is missing (tests/run installs redis-server)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.persistent
+            else ["--appendonly", "no"]
+        )
+        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - lives as long as Redis
+        self.process = subprocess.Popen(
+            [
+                str(REDIS_SERVER),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--save",
+                "",
+                *persistence,
+                # Celery's docs: an evicting Redis drops broker keys.
+                "--maxmemory-policy",
+                "noeviction",
+                "--daemonize",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited:\n{self.log()}")
+            try:
+                if self.client().ping():
+                    return self
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server not ready:\n{self.log()}")
+
+    def client(self, db: int = 0) -> redis.Redis:
+        """A redis-py client of this server."""
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=5)
+
+    def log(self) -> str:
+        path = self.data_dir / "redis.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash does (no shutdown save)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class SimulatedAgent:
+    """``manage.py nodeagent --runtime simulated``: ``nodes`` fake nodes joined to ``server``
+    with a fresh bootstrap token, named ``<name>-0`` … ``<name>-<nodes-1>``."""
+
+    server: LiveServer
+    nodes: int = 3
+    name: str = "sim"
+    pod_start_delay: float = 0.2
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SimulatedAgent:
+        token = self.server.manage("token", "create", "--description", "e2e agent")
+        log = open(self.server.data_dir / f"agent-{self.name}.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "nodeagent",
+                "--server",
+                self.server.url,
+                "--token",
+                token.strip().splitlines()[-1],
+                "--name",
+                self.name,
+                "--runtime",
+                "simulated",
+                "--nodes",
+                str(self.nodes),
+                "--ca-file",
+                str(self.server.ca_file),
+                "--lease-renew-interval",
+                "2",
+                "--pod-start-delay",
+                str(self.pod_start_delay),
+            ],
+            cwd=ROOT,
+            env=self.server.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def log(self) -> str:
+        path = self.server.data_dir / f"agent-{self.name}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def child_processes(pid: int) -> dict[int, str]:
+    """The direct children of ``pid`` and their command lines (Linux ``/proc``)."""
+    children: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            pids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in pids:
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            children[int(child)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    return children
+
+
+def celery_worker_pid(server: LiveServer, timeout: float = 30.0) -> int:
+    """The pid of the Celery worker ``manage.py up`` runs as its child (waits for one)."""
+    assert server.process is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid, cmdline in child_processes(server.process.pid).items():
+            if " celery " in f" {cmdline} " and " worker " in f" {cmdline} ":
+                return pid
+        time.sleep(0.1)
+    raise RuntimeError(f"no Celery worker under {server.process.pid}:\n{server.log()}")

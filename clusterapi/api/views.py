@@ -176,6 +176,13 @@ async def group_resources(
 
 
 async def _dispatch(request: HttpRequest, group: str, version: str, rest: str) -> HttpResponseBase:
+    if group == "" and request.method == "GET" and rest.endswith(("/log", "/log/")):
+        # pods/log streams from the node agent: on the event loop, as watches.
+        from clusterapi.api import podlogs
+
+        where = podlogs.log_target(rest)
+        if where is not None:
+            return await podlogs.serve(request, *where)
     try:
         target = resolve(group, version, rest)
     except ApiError as exc:

@@ -40,11 +40,26 @@ def authenticate_token(token: str) -> User | None:
     return None
 
 
+# Where the dashboard's OIDC login (``dashboard/oidc.py``) keeps the identity the API would
+# give the same ID token: {"name", "uid", "groups"} with the issuer's prefixes applied.
+SESSION_IDENTITY_KEY = "berth.oidc.identity"
+
+
 def session_user(request: Any) -> User | None:
     """The dashboard user of a browser request's Django session, if any."""
     django_user = getattr(request, "user", None)
     if django_user is None or not django_user.is_authenticated:
         return None
+    session = getattr(request, "session", None)
+    oidc_identity = session.get(SESSION_IDENTITY_KEY) if session is not None else None
+    if oidc_identity:
+        # An OIDC login is exactly its token's user and groups; the Django account's own
+        # groups and superuser flag do not add to it.
+        return User(
+            name=oidc_identity["name"],
+            uid=oidc_identity["uid"],
+            groups=tuple(oidc_identity["groups"]),
+        ).with_authenticated()
     groups = tuple(django_user.groups.values_list("name", flat=True))
     if django_user.is_superuser:
         groups = (*groups, "system:masters")

@@ -15,6 +15,7 @@ The shape follows dex's ``config.yaml`` (camelCase keys, Go-style durations such
       api: {usernameClaim: email, usernamePrefix: "", groupsPrefix: "oidc:"}
       staticClients:
         - {id: kubectl, name: kubectl, public: true, redirectURIs: [http://localhost:8000]}
+        # present by default: berth-dashboard (confidential, secret in the data directory)
       enablePasswordDB: true
       staticPasswords:
         - {email: admin@example.com, hash: "$2b$10$...", username: admin, userID: "08a8...",
@@ -32,8 +33,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -112,6 +115,43 @@ KUBECTL_CLIENT = StaticClient(
     public=True,
     redirect_uris=("http://localhost:8000", "http://localhost:18000"),
 )
+
+
+# The dashboard's client (mozilla-django-oidc, ``dashboard/oidc.py``): confidential, with a
+# secret generated once into the data directory; its redirect URIs are on the issuer's own
+# server. Present unless the file defines a client with the same id.
+DASHBOARD_CLIENT_ID = "berth-dashboard"
+DASHBOARD_SECRET_FILE = "dashboard-client-secret"  # noqa: S105 - a file name
+
+
+def dashboard_client_secret() -> str:
+    """The default dashboard client's secret, generated on first use and kept (0600)."""
+    from django.conf import settings
+
+    path = Path(settings.DATA_DIR) / DASHBOARD_SECRET_FILE
+    if not path.exists():
+        # O_EXCL: two processes starting at once keep the first one's secret.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def dashboard_client(issuer: str) -> StaticClient:
+    """The default ``berth-dashboard`` client of an issuer served by this server."""
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return StaticClient(
+        id=DASHBOARD_CLIENT_ID,
+        name="Berth dashboard",
+        secret=dashboard_client_secret(),
+        redirect_uris=(f"{origin}/oidc/callback/",),
+        post_logout_redirect_uris=(f"{origin}/ui/logged-out/",),
+    )
 
 
 @dataclass(frozen=True)
@@ -330,6 +370,8 @@ def parse(document: dict[str, Any], source: str = "") -> IdentityConfig:
     _unique(client_readers, [c.id for c in clients], "id")
     if not any(c.id == KUBECTL_CLIENT.id for c in clients):
         clients.append(KUBECTL_CLIENT)
+    if not any(c.id == DASHBOARD_CLIENT_ID for c in clients):
+        clients.append(dashboard_client(issuer))
     password_readers = root.items("staticPasswords")
     passwords = [_password(r) for r in password_readers]
     _unique(password_readers, [p.email.lower() for p in passwords], "email")
@@ -371,10 +413,27 @@ def parse(document: dict[str, Any], source: str = "") -> IdentityConfig:
     )
 
 
+def _server_stamp() -> int:
+    """When ``up`` last recorded the server's URL (``server.json``): the default issuer and
+    the dashboard client's URIs follow it, and ``up`` records it after the start-up checks
+    have already read this configuration."""
+    from django.conf import settings
+
+    try:
+        return (Path(settings.DATA_DIR) / "server.json").stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 @functools.cache
-def get() -> IdentityConfig:
-    """The identity configuration of this process (``BERTH_CONFIG``), parsed once."""
+def _get(server_stamp: int) -> IdentityConfig:
     return parse(load_document(), os.environ.get("BERTH_CONFIG", ""))
+
+
+def get() -> IdentityConfig:
+    """The identity configuration of this process (``BERTH_CONFIG``), parsed once per
+    recorded server URL."""
+    return _get(_server_stamp())
 
 
 def url_prefix() -> str:
@@ -389,5 +448,5 @@ def url_prefix() -> str:
 
 def reset() -> None:
     """Forget the parsed configuration (tests that change ``BERTH_CONFIG``)."""
-    get.cache_clear()
+    _get.cache_clear()
     load_document.cache_clear()

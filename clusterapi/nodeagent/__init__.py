@@ -4,5 +4,7 @@
 * ``agent``: the HTTP-only agent, registering Nodes, renewing Leases, reporting status and
   driving the pods bound to its nodes through a runtime;
 * ``status``: pod phase and conditions from container statuses, as upstream's kubelet;
-* ``runtimes``: ``simulated`` (kwok-style); the ``process`` runtime is still to come.
+* ``runtimes``: ``process`` (containers as local processes, with probes, restarts, memory
+  limits and logs the API server streams for ``kubectl logs``) and ``simulated`` (many
+  kwok-style nodes in one process, for scale tests and demos).
 """

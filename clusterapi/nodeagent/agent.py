@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import platform
 import random
 import re
 import ssl
@@ -190,9 +191,17 @@ class NodeAgent:
             headers["Content-Type"] = content_type
             content = orjson.dumps(body)
         async with self._limit:
-            response = await self.client.request(
-                method, path, headers=headers, content=content, params=params
-            )
+            for attempt in range(3):
+                try:
+                    response = await self.client.request(
+                        method, path, headers=headers, content=content, params=params
+                    )
+                    break
+                except httpx.RemoteProtocolError:
+                    # A pooled connection the server closed as we reused it: the request
+                    # never reached the server, so sending it again is safe.
+                    if attempt == 2:
+                        raise
         if response.status_code not in ok:
             raise ApiError(response.status_code, response.text)
         return orjson.loads(response.content) if response.content else {}
@@ -278,12 +287,14 @@ class NodeAgent:
                 {"type": "InternalIP", "address": node.host_ip},
                 {"type": "Hostname", "address": node.name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": int(getattr(self.runtime, "port", 0))}},
             "nodeInfo": {
                 "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, node.name).hex,
                 "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, node.name)),
                 "bootID": self.boot_id,
-                "kernelVersion": "simulated" if self.runtime.name == "simulated" else "",
+                "kernelVersion": "simulated"
+                if self.runtime.name == "simulated"
+                else platform.release(),
                 "osImage": f"Berth {self.runtime.name} node",
                 "containerRuntimeVersion": self.runtime.version,
                 "kubeletVersion": KUBELET_VERSION,
@@ -484,7 +495,11 @@ class NodeAgent:
             worker = node.pods[uid] = PodWorker(pod=pod)
             if not pod["metadata"].get("deletionTimestamp"):
                 worker.start_time = (pod.get("status") or {}).get("startTime") or pod_status.stamp()
-                worker.pod_ip = (pod.get("status") or {}).get("podIP") or node.pod_ip()
+                worker.pod_ip = (
+                    (pod.get("status") or {}).get("podIP")
+                    or getattr(self.runtime, "pod_ip", "")
+                    or node.pod_ip()
+                )
                 worker.task = asyncio.create_task(self._run(node, worker))
         else:
             worker.pod = pod
@@ -521,6 +536,10 @@ class NodeAgent:
             pod_ip=worker.pod_ip,
             start_time=worker.start_time,
         )
+        # A runtime may add conditions of its own (the process runtime's host ports).
+        extra = getattr(self.runtime, "extra_conditions", None)
+        if extra is not None:
+            status["conditions"].extend(extra(worker.pod))
         if status == worker.reported or worker.stopping:
             return
         meta = worker.pod["metadata"]
@@ -545,10 +564,12 @@ class NodeAgent:
     async def _terminate(self, node: NodeState, uid: str, worker: PodWorker) -> None:
         meta = worker.pod["metadata"]
         grace = float(meta.get("deletionGracePeriodSeconds") or 0)
-        if worker.task is not None:
-            worker.task.cancel()
         try:
+            # Stopped before its task is cancelled: the runtime then stops restarting it and
+            # gives it its grace period (a cancelled pod is stopped at once).
             await self.runtime.stop_pod(worker.pod, grace)
+            if worker.task is not None:
+                worker.task.cancel()
             await self.request(
                 "DELETE",
                 f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
@@ -573,8 +594,13 @@ class NodeAgent:
         """Join, register every node, and start heartbeats and the pod watch."""
         credentials = await self.obtain_credentials()
         for index, name in enumerate(self.options.names):
-            host_ip = f"172.{16 + index // 65536}.{index // 256 % 256}.{index % 256}"
+            host_ip = getattr(self.runtime, "host_ip", "") or (
+                f"172.{16 + index // 65536}.{index // 256 % 256}.{index % 256}"
+            )
             self.nodes[name] = NodeState(name, index, credentials[name], host_ip)
+        attach = getattr(self.runtime, "attach", None)
+        if attach is not None:
+            await attach(self)  # API access and the log endpoint of a real runtime
         await asyncio.gather(*(self.register(node) for node in self.nodes.values()))
         for node in self.nodes.values():
             self._tasks.append(asyncio.create_task(self._heartbeat(node)))
@@ -604,6 +630,9 @@ class NodeAgent:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        runtime_close = getattr(self.runtime, "close", None)
+        if runtime_close is not None:
+            await runtime_close()
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -10,7 +10,7 @@ from django.test import Client
 def test_anonymous_visitors_are_sent_to_log_in(client: Client) -> None:
     response = client.get("/ui/")
     assert response.status_code == 302
-    assert response["Location"] == "/admin/login/?next=%2Fui%2F"
+    assert response["Location"] == "/oidc/authenticate/?next=%2Fui%2F"
 
 
 @pytest.mark.django_db

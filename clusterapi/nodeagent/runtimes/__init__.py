@@ -1,4 +1,4 @@
-"""Container runtimes of the node agent: ``simulated`` now, ``process`` later (issue 6)."""
+"""Container runtimes of the node agent: ``process`` (local processes) and ``simulated``."""
 
 from __future__ import annotations
 

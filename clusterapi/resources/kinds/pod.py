@@ -132,7 +132,7 @@ KIND = Kind(
     plural="pods",
     short_names=("po",),
     categories=("all",),
-    subresources=("status", "binding", "eviction"),
+    subresources=("status", "binding", "eviction", "log"),
     delete_returns_object=True,
     field_selectors={
         "spec.nodeName": lambda o: str(o.get("spec", {}).get("nodeName", "")),

@@ -28,6 +28,7 @@ from tests.clusterapi.identity.helpers import (
     DASHBOARD_SECRET,
     ISSUER,
 )
+from tests.clusterapi.identity.slapd import slapd  # noqa: F401 - a private slapd per module
 
 STATIC_PASSWORD = "static-pass-9"
 
