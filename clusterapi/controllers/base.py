@@ -31,6 +31,9 @@ class Controller:
     singleton: bool = False
     # Whether the periodic resync enqueues every object of ``kind``.
     resync: bool = True
+    # Keys the periodic resync enqueues as well (a loop without a per-object resync still
+    # needs a periodic look, for wake-ups lost with a worker or a broker).
+    resync_keys: Callable[[], Iterable[Key]] | None = None
 
     def keys_for(self, kind: str, obj: Obj) -> list[Key]:
         """The keys of this controller that a change to ``obj`` (of ``kind``) wakes."""

@@ -134,13 +134,6 @@ def _delete_job(job: Obj) -> None:
 
 def reconcile(namespace: str, name: str) -> float | None:
     """Converge one CronJob; returns the delay until its next schedule time."""
-    with pods.reconcile_lock("cronjob", namespace, name) as held:
-        if not held:
-            return pods.LOCK_RETRY_SECONDS
-        return _sync(namespace, name)
-
-
-def _sync(namespace: str, name: str) -> float | None:
     try:
         cronjob = store.get(cronjob_kind(), namespace, name)
     except ApiError as exc:

@@ -1212,13 +1212,6 @@ def _pod_map(deployment: Obj, rs_list: list[Obj], selector: LabelSelector) -> di
 
 def reconcile(namespace: str, name: str) -> float | None:
     """Converge one Deployment (see the module docstring); returns when to look again."""
-    with pods.reconcile_lock("deployment", namespace, name) as held:
-        if not held:
-            return pods.LOCK_RETRY_SECONDS
-        return _sync(namespace, name)
-
-
-def _sync(namespace: str, name: str) -> float | None:
     try:
         deployment = store.get(deployment_kind(), namespace, name)
     except ApiError as exc:

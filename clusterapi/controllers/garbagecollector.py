@@ -369,12 +369,9 @@ def process_deleting_owner(
 
 def reconcile(namespace: str, name: str) -> float | None:
     """One object as an owner, or (a key without ``/``) a full pass over one namespace."""
-    with pods.reconcile_lock("garbagecollector", namespace, name) as held:
-        if not held:
-            return pods.LOCK_RETRY_SECONDS
-        if "/" not in name:
-            return full_pass(name)
-        return _reconcile_object(namespace, name)
+    if "/" not in name:
+        return full_pass(name)
+    return _reconcile_object(namespace, name)
 
 
 def _namespace_going(namespace: str) -> bool:

@@ -182,14 +182,6 @@ def _delete_pod(pod: Obj) -> None:
 # --- reconcile --------------------------------------------------------------------------------
 
 
-def reconcile(namespace: str, name: str) -> float | None:
-    """Converge one Job (see the module docstring); returns when to look again."""
-    with pods.reconcile_lock("job", namespace, name) as held:
-        if not held:
-            return pods.LOCK_RETRY_SECONDS
-        return _sync(namespace, name)
-
-
 def _release_orphans(namespace: str, name: str) -> None:
     """The Job is gone: let its pods go too (drop our tracking finalizer)."""
     for pod in store.list_objects(pods.pod_kind(), namespace).objects():
@@ -198,7 +190,8 @@ def _release_orphans(namespace: str, name: str) -> None:
             _remove_finalizer(pod)
 
 
-def _sync(namespace: str, name: str) -> float | None:
+def reconcile(namespace: str, name: str) -> float | None:
+    """Converge one Job (see the module docstring); returns when to look again."""
     kind = job_kind()
     try:
         job = store.get(kind, namespace, name)

@@ -16,10 +16,10 @@ in ``pkg/controller/controller_utils.go``, ``controller_ref_manager.go`` and
 * **ranking pods for deletion** in upstream's ``ActivePodsWithRanks`` order, so a scale-down
   removes unscheduled, pending, not-ready, doubled-up and young pods first;
 * **claiming** dependents (``ControllerRefManager``): adopt orphans that match the owner's
-  selector, release owned objects that no longer match, ignore those another owner controls;
-* **one reconcile per key at a time** (``reconcile_lock``): Celery may run two tasks for the
-  same key on two worker processes, and two concurrent scale-ups of one ReplicaSet would
-  both create the missing pods.
+  selector, release owned objects that no longer match, ignore those another owner controls.
+
+One reconcile per key at a time is not a rule of these helpers but of the task layer
+(``tasks.key_lock``): every controller's reconcile runs under its key's lock.
 """
 
 from __future__ import annotations
@@ -27,13 +27,9 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from django.core.cache import cache
 
 from clusterapi import store
 from clusterapi.api.selectors import LabelSelector
@@ -50,11 +46,6 @@ DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 # Upstream's names.SimpleNameGenerator keeps generated names within 63 characters.
 _MAX_GENERATE_NAME = 58
 _GENERATE_NAME_RETRIES = 8
-
-# A reconcile that holds its key's lock longer than this is presumed dead (a killed worker).
-LOCK_SECONDS = 120
-# How soon a reconcile that found its key locked looks again.
-LOCK_RETRY_SECONDS = 0.5
 
 
 def pod_kind() -> Kind:
@@ -472,27 +463,3 @@ def _release(obj: Obj, kind: Kind, owner_uid: str, field_manager: str) -> None:
             meta.pop("ownerReferences", None)
 
     _update_dependent(obj, kind, drop_reference, field_manager)
-
-
-# --- one reconcile per key --------------------------------------------------------------------
-
-
-@contextmanager
-def reconcile_lock(controller: str, namespace: str, name: str) -> Iterator[bool]:
-    """Hold the key's lock for one reconcile; yields whether it was acquired.
-
-    The lock lives in the shared cache (Redis in production) with an expiry, so a worker
-    killed mid-reconcile delays its key by at most ``LOCK_SECONDS``. A reconcile that does
-    not get the lock should ask to run again shortly (``LOCK_RETRY_SECONDS``): the holder's
-    own writes may not be the last word. Correctness never rests on the lock (every write is
-    compare-and-swap and every reconcile re-reads); it stops two workers from both creating
-    the same missing replicas.
-    """
-    key = f"berth:lock:{controller}:{namespace}/{name}"
-    token = uuid.uuid4().hex
-    acquired = bool(cache.add(key, token, LOCK_SECONDS))
-    try:
-        yield acquired
-    finally:
-        if acquired and cache.get(key) == token:
-            cache.delete(key)

@@ -112,13 +112,6 @@ class ReplicaManager:
 
     # --- entry points ---------------------------------------------------------------------
 
-    def reconcile(self, namespace: str, name: str) -> float | None:
-        """Converge one object; returns when to look again (None when converged)."""
-        with pods.reconcile_lock(self.controller_name, namespace, name) as held:
-            if not held:
-                return pods.LOCK_RETRY_SECONDS
-            return self._sync(namespace, name)
-
     def pod_owners(self, pod: Obj) -> Iterable[Key]:
         """The keys a pod's change wakes: its controller, or for an orphan every match."""
         meta = pod.get("metadata") or {}
@@ -141,7 +134,8 @@ class ReplicaManager:
 
     # --- one reconcile --------------------------------------------------------------------
 
-    def _sync(self, namespace: str, name: str) -> float | None:
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Converge one object; returns when to look again (None when converged)."""
         kind = self.kind
         try:
             owner = store.get(kind, namespace, name)

@@ -1,8 +1,31 @@
-"""The Celery tasks that run controllers (see the package docstring)."""
+"""The Celery tasks that run controllers (see the package docstring).
+
+Two marks in the shared cache (Redis in production) keep the work per key small and serial:
+
+* a **pending mark** (``enqueue``): while a reconcile of a key waits in the queue, further
+  wake-ups of that key fold into it instead of queuing copies;
+* a **key lock** (``key_lock``, taken by ``reconcile_task``): one reconcile of a key runs at a
+  time, whatever the number of workers, because Celery delivers at least once and may run two
+  tasks of one key side by side (a redelivery, a resync, a retry); two concurrent scale-ups of
+  one ReplicaSet would both create the missing pods. A task that finds its key locked comes
+  back after ``LOCK_RETRY_SECONDS``. The lock is renewed while its reconcile runs and expires
+  ``LOCK_SECONDS`` after its holder stops renewing it, so a worker killed mid-reconcile holds
+  its keys up for seconds, not minutes.
+
+Neither mark is needed for correctness (every write is compare-and-swap and every reconcile
+re-reads the store); both only save work. Losing them, say to a Redis restart, costs
+duplicate work at worst, and the periodic resync brings back anything a lost task left.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery import shared_task
 from django.core.cache import cache
@@ -15,10 +38,25 @@ logger = logging.getLogger(__name__)
 # A pending mark outlives a lost task by at most this long; the resync ignores marks.
 PENDING_SECONDS = 60
 ERROR_RETRY_SECONDS = 2.0
+# A key lock whose holder stopped renewing it (a killed worker) is free after this long.
+LOCK_SECONDS = 15
+# How often a worker renews the locks of the reconciles it runs (well within LOCK_SECONDS).
+LOCK_RENEW_SECONDS = 5.0
+# How soon a reconcile that found its key locked looks again.
+LOCK_RETRY_SECONDS = 0.5
+# The longest countdown sent to the broker. A Redis broker redelivers a message that has not
+# been acked within its visibility timeout, and a countdown message stays unacked until it is
+# due; a reconcile that wants to sleep longer (a CronJob's next schedule) is simply run early,
+# finds nothing to do and asks again.
+MAX_DELAY_SECONDS = 60.0
 
 
 def _pending_key(controller: str, namespace: str, name: str) -> str:
     return f"berth:pending:{controller}:{namespace}/{name}"
+
+
+def _lock_key(controller: str, namespace: str, name: str) -> str:
+    return f"berth:lock:{controller}:{namespace}/{name}"
 
 
 def enqueue(
@@ -34,14 +72,119 @@ def enqueue(
         cache.set(key, 1, PENDING_SECONDS)
     elif delay <= 0 and not cache.add(key, 1, PENDING_SECONDS):
         return
+    _send(controller.name, namespace, name, delay)
+
+
+def _send(controller_name: str, namespace: str, name: str, delay: float) -> None:
+    countdown = min(delay, MAX_DELAY_SECONDS) if delay > 0 else None
     reconcile_task.apply_async(
-        args=[controller.name, namespace, name], countdown=delay or None, ignore_result=True
+        args=[controller_name, namespace, name], countdown=countdown, ignore_result=True
     )
+
+
+def _look_again(controller_name: str, namespace: str, name: str, delay: float) -> None:
+    """Retry a key that could not run now, once: if a task of the key is already pending
+    (its mark is back), that one will look, and wake-ups meanwhile fold into this one."""
+    if cache.add(_pending_key(controller_name, namespace, name), 1, PENDING_SECONDS):
+        _send(controller_name, namespace, name, delay)
+
+
+# --- one reconcile per key --------------------------------------------------------------------
+
+
+class _HeldLocks:
+    """The key locks this process holds, renewed by one thread while their reconciles run.
+
+    The local table also makes the lock exact between the threads of one worker even where
+    the cache's ``add`` is not atomic (the file-based cache of a broker-less instance).
+    """
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, str] = {}
+        self.guard = threading.Lock()
+        self.renewer_pid = 0
+
+    def claim(self, key: str, token: str) -> bool:
+        with self.guard:
+            if key in self.tokens:
+                return False
+            self.tokens[key] = token
+        try:
+            acquired = bool(cache.add(key, token, LOCK_SECONDS))
+        except BaseException:
+            self.drop(key)
+            raise
+        if not acquired:
+            self.drop(key)
+            return False
+        self._ensure_renewer()
+        return True
+
+    def drop(self, key: str) -> None:
+        with self.guard:
+            self.tokens.pop(key, None)
+
+    def release(self, key: str, token: str) -> None:
+        self.drop(key)
+        try:
+            # Not atomic, but harmless: a lock that expired and was taken by another worker
+            # between the two calls is at worst freed early, and every write is CAS anyway.
+            if cache.get(key) == token:
+                cache.delete(key)
+        except Exception:
+            logger.warning("could not release %s; it expires by itself", key, exc_info=True)
+
+    def renew(self) -> None:
+        """Extend every lock still held; take back one the cache lost (a Redis restart)."""
+        with self.guard:
+            held = list(self.tokens.items())
+        for key, token in held:
+            try:
+                current = cache.get(key)
+                if current == token:
+                    cache.touch(key, LOCK_SECONDS)
+                elif current is None:
+                    cache.add(key, token, LOCK_SECONDS)
+            except Exception:
+                logger.warning("could not renew %s", key, exc_info=True)
+
+    def _ensure_renewer(self) -> None:
+        # By process id: a thread started before a fork does not run in the child.
+        with self.guard:
+            if self.renewer_pid == os.getpid():
+                return
+            self.renewer_pid = os.getpid()
+        threading.Thread(target=self._renew_forever, name="berth-key-locks", daemon=True).start()
+
+    def _renew_forever(self) -> None:
+        while True:
+            time.sleep(LOCK_RENEW_SECONDS)
+            self.renew()
+
+
+_HELD = _HeldLocks()
+
+
+@contextmanager
+def key_lock(controller: str, namespace: str, name: str) -> Iterator[bool]:
+    """Hold one key's lock while the block runs; yields whether it was acquired."""
+    key = _lock_key(controller, namespace, name)
+    token = uuid.uuid4().hex
+    acquired = _HELD.claim(key, token)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            _HELD.release(key, token)
+
+
+# --- tasks ------------------------------------------------------------------------------------
 
 
 @shared_task(name="berth.reconcile", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def reconcile_task(controller_name: str, namespace: str, name: str) -> None:
-    """Run one reconcile; re-enqueue it when it asks to look again or fails."""
+    """Run one reconcile under its key's lock; re-enqueue it when it asks to look again,
+    fails, or finds another reconcile of its key running."""
     from clusterapi.controllers import BY_NAME, leader
 
     controller = BY_NAME.get(controller_name)
@@ -51,10 +194,20 @@ def reconcile_task(controller_name: str, namespace: str, name: str) -> None:
     # Cleared before the work, so a change committed while we run wakes us again.
     cache.delete(_pending_key(controller_name, namespace, name))
     close_old_connections()
+    again: float | None = None
     try:
         if controller.singleton and not leader.is_leader(controller.name):
+            # Leadership may be changing hands (the leader's worker died): the key must not
+            # be dropped, or what woke it waits for an event that may never come.
+            _look_again(controller_name, namespace, name, leader.RENEW_SECONDS)
             return
-        again = controller.reconcile(namespace, name)
+        with key_lock(controller_name, namespace, name) as held:
+            if not held:
+                # The holder may have read the store before the change that woke us: look
+                # again once it is done.
+                _look_again(controller_name, namespace, name, LOCK_RETRY_SECONDS)
+                return
+            again = controller.reconcile(namespace, name)
     except Exception:
         logger.exception("reconcile %s %s/%s failed", controller_name, namespace, name)
         again = ERROR_RETRY_SECONDS
@@ -87,6 +240,10 @@ def resync_task() -> int:
     close_old_connections()
     try:
         for controller in CONTROLLERS:
+            if controller.resync_keys is not None:
+                for namespace, name in controller.resync_keys():
+                    enqueue(controller, namespace, name, force=True)
+                    count += 1
             if not controller.resync:
                 continue
             for kind in KINDS:

@@ -14,7 +14,8 @@ deduplicated like any key, so a storm of node updates costs one batch at a time.
 The loop is a singleton (only the leader of the ``berth-scheduler`` Lease runs it), so two
 schedulers never assume the same free capacity. There is no per-pod periodic resync: it
 would enqueue every pod in the cluster each period, while pending pods are already covered
-by their own retries and by sweeps.
+by their own retries and by sweeps, and the resync enqueues one sweep (``resync_keys``) for
+pods whose wake-ups were lost with a worker or a broker.
 """
 
 from __future__ import annotations
@@ -50,4 +51,6 @@ CONTROLLER = Controller(
     watches={"Node": _node_changed, "Pod": _pod_leaving},
     singleton=True,
     resync=False,
+    # One sweep per resync period picks up pending pods whose wake-ups were lost.
+    resync_keys=lambda: [scheduler.SWEEP],
 )

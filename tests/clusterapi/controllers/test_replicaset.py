@@ -289,15 +289,6 @@ def test_a_replicaset_being_deleted_creates_and_adopts_nothing(ns: str) -> None:
     assert get(RS, "web")["status"]["replicas"] == 0
 
 
-def test_a_locked_key_is_retried_shortly(ns: str) -> None:
-    make_rs("web", 1)
-    with pods.reconcile_lock("replicaset", NS, "web") as held:
-        assert held
-        assert replicaset.reconcile(NS, "web") == pods.LOCK_RETRY_SECONDS
-    assert replicaset.reconcile(NS, "web") is None
-    assert len(all_pods()) == 1
-
-
 def test_pod_changes_wake_their_owner_and_orphans_wake_matching_owners(ns: str) -> None:
     rs = make_rs("web", 1)
     replicaset.reconcile(NS, "web")
