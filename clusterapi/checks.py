@@ -9,7 +9,8 @@ from django.core import checks
 from clusterapi.admission import names
 from clusterapi.resources import KINDS, printers
 
-KNOWN_SUBRESOURCES = {"status", "scale", "binding", "finalize", "token", "eviction"}
+# "log" is served on the event loop by clusterapi.api.podlogs (streams), the rest by views.
+KNOWN_SUBRESOURCES = {"status", "scale", "binding", "finalize", "token", "eviction", "log"}
 
 
 @checks.register()

@@ -76,6 +76,8 @@ class LiveServer:
         env["BERTH_DATA_DIR"] = str(self.data_dir)
         # The unit-test process turns the loops off; a live server runs them.
         env["BERTH_CONTROLLERS"] = "1"
+        # Tests bring the nodes they need; a test of up's own local agent turns it back on.
+        env["BERTH_LOCAL_AGENT"] = "off"
         base = os.environ.get("DATABASE_URL", "")
         if base.startswith("postgres"):
             env["DATABASE_URL"], self._pg_database = _postgres_database(base)

@@ -1,9 +1,14 @@
 """``manage.py up [--port P] [--data-dir DIR]``: the whole platform on one machine.
 
 Migrates the database, bootstraps the instance (namespaces, admin credential, certificates)
-and serves the API, dashboard and admin site over HTTPS with uvicorn until Ctrl-C. Later
-issues add DNS and a local node agent here. The Celery worker and beat (the control loops)
-run as child processes and stop with the server.
+and serves the API, dashboard and admin site over HTTPS with uvicorn until Ctrl-C. The
+Celery worker and beat (the control loops) and one node agent for this machine run as
+supervised child processes and stop with the server.
+
+The local node agent (``BERTH_LOCAL_AGENT``: ``process``, the default, runs pods as local
+processes; ``simulated`` fakes one node; ``off`` starts none) joins like any other agent:
+``up`` mints a short-lived bootstrap token for each start of it (the agent exchanges it for
+its node credential at once), so no long-lived joining secret is left in the cluster.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management import call_command
@@ -77,7 +85,12 @@ class Command(BaseCommand):
             # client's idle expiry, the client always closes first.
             timeout_keep_alive=75,
         )
-        loops = Loops()
+        loops = Loops(url, certs.ca_cert)
+        if loops.agent_runtime:
+            self.stdout.write(
+                f"  node agent:     {loops.agent_runtime} runtime (BERTH_LOCAL_AGENT)\n"
+            )
+            self.stdout.flush()
         try:
             uvicorn.Server(config).run()
         finally:
@@ -97,7 +110,8 @@ def _die_with_parent() -> None:
 
 
 class Loops:
-    """The Celery worker and beat that run the control loops, as supervised child processes.
+    """The Celery worker and beat (the control loops) and the local node agent, as supervised
+    child processes.
 
     A child that exits while ``up`` runs is started again (after a short pause, so a child
     that cannot start does not spin); ``stop`` ends them for good.
@@ -105,10 +119,13 @@ class Loops:
 
     RESTART_PAUSE = 2.0
 
-    def __init__(self) -> None:
+    def __init__(self, server_url: str, ca_file: Path) -> None:
         celery = [sys.executable, "-m", "celery", "-A", "clusterapi"]
         level = os.environ.get("BERTH_LOG_LEVEL", "warning").lower()
         schedule = Path(settings.DATA_DIR) / "celerybeat-schedule"
+        self.server_url, self.ca_file = server_url, ca_file
+        runtime = os.environ.get("BERTH_LOCAL_AGENT", "process").lower()
+        self.agent_runtime = "" if runtime in ("", "0", "off", "none") else runtime
         self.commands: dict[str, list[str]] = {
             "worker": [
                 *celery,
@@ -131,7 +148,51 @@ class Loops:
         self.stopping = threading.Event()
         for name in self.commands:
             self._spawn(name)
+        if self.agent_runtime:
+            # Joining needs the API: the agent's first start waits until it answers.
+            threading.Thread(target=self._start_agent, name="berth-agent", daemon=True).start()
         threading.Thread(target=self._watch, name="berth-loops", daemon=True).start()
+
+    def _start_agent(self) -> None:
+        parsed = urlsplit(self.server_url)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            try:
+                socket.create_connection((parsed.hostname, parsed.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        if not self.stopping.is_set():
+            self._spawn("agent")
+
+    def _agent_command(self) -> list[str]:
+        """The local agent's command line, with a bootstrap token minted for this start."""
+        from django.db import close_old_connections
+
+        from clusterapi.authn import bootstrap as bootstrap_tokens
+
+        try:
+            token = bootstrap_tokens.create(
+                ttl=timedelta(minutes=10), description="local node agent (manage.py up)"
+            )
+        finally:
+            close_old_connections()  # this may run on the supervising thread
+        command = [
+            sys.executable,
+            str(Path(settings.BASE_DIR) / "manage.py"),
+            "nodeagent",
+            "--server",
+            self.server_url,
+            "--token",
+            token,
+            "--runtime",
+            self.agent_runtime,
+            "--ca-file",
+            str(self.ca_file),
+        ]
+        if self.agent_runtime == "process":
+            command += ["--port", "0"]
+        return command
 
     def _spawn(self, name: str) -> None:
         if name == "beat":
@@ -140,7 +201,7 @@ class Loops:
             for stale in self.schedule.parent.glob(self.schedule.name + "*"):
                 stale.unlink(missing_ok=True)
         self.processes[name] = subprocess.Popen(
-            self.commands[name],
+            self._agent_command() if name == "agent" else self.commands[name],
             preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
         )
 
