@@ -62,37 +62,18 @@ def wake(kind: Kind, obj: Obj) -> None:
     """Hand a committed change to the workers, which work out the reconciles it calls for.
 
     Mapping a change to keys can read the store (which ReplicaSets select this orphan pod,
-    which budgets cover it), so it runs on a worker (``tasks.dispatch_task``), not in the API
-    request that committed the write: one message per write on the request path.
-
-    The write is committed whatever happens here, so a broker that cannot be reached (Redis
-    restarting) must not fail the request that made it: the wake-up is dropped, and the
+    which budgets cover it), so it runs on a worker, not in the request that committed the
+    write; the change's revision joins the next batch message (``wakeups``). The write is
+    committed whatever happens here: a wake-up that cannot be sent is dropped, and the
     periodic resync does what it would have done.
     """
     if not settings.BERTH_CONTROLLERS_ENABLED:
         return
-    from kombu.exceptions import OperationalError
+    from clusterapi.controllers import wakeups
 
-    from clusterapi.controllers.tasks import dispatch_task
-
-    meta = obj.get("metadata") or {}
-    try:
-        dispatch_task.apply_async(
-            args=[kind.api_version, kind.kind, obj],
-            ignore_result=True,
-            # Celery would otherwise build a repr of the whole object for its logs, on the
-            # request path of every write: a third of the cost of waking the controllers.
-            argsrepr=f"{kind.kind} {meta.get('namespace', '')}/{meta.get('name', '')}",
-            kwargsrepr="",
-        )
-    except OperationalError as exc:
-        logger.warning(
-            "wake-up for %s %s/%s dropped, the broker is unreachable: %s",
-            kind.kind,
-            meta.get("namespace", ""),
-            meta.get("name", ""),
-            exc,
-        )
+    revision = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    if revision.isdigit():
+        wakeups.BUFFER.add(int(revision))
 
 
 def dispatch(kind_name: str, obj: Obj) -> int:

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
 from celery import shared_task
 from django.core.cache import cache
 from django.db import close_old_connections
@@ -217,14 +218,40 @@ def reconcile_task(controller_name: str, namespace: str, name: str) -> None:
         enqueue(controller, namespace, name, again)
 
 
-@shared_task(name="berth.dispatch", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def dispatch_task(api_version: str, kind_name: str, obj: dict[str, object]) -> int:
-    """Map one committed change to the controllers' keys and enqueue them."""
-    from clusterapi.controllers import dispatch
+# SQLite bounds the parameters of one statement; a large batch is read in parts.
+_CHANGES_PER_QUERY = 500
 
+
+def dispatch_changes(revisions: list[int]) -> int:
+    """Map committed changes (by revision, read from the change log) to the controllers'
+    keys and enqueue them; returns how many keys. Changes already compacted away are
+    skipped: the resync covers them."""
+    from clusterapi.controllers import dispatch
+    from clusterapi.core.models import Change
+
+    count = 0
+    ordered = sorted(set(revisions))
+    for start in range(0, len(ordered), _CHANGES_PER_QUERY):
+        part = ordered[start : start + _CHANGES_PER_QUERY]
+        rows = (
+            Change.objects.filter(revision__in=part)
+            .order_by("revision")
+            .values_list("data", flat=True)
+        )
+        for data in rows:
+            obj = orjson.loads(data)
+            count += dispatch(str(obj.get("kind", "")), obj)
+    return count
+
+
+@shared_task(
+    name="berth.dispatch_changes", acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def dispatch_changes_task(revisions: list[int]) -> int:
+    """Map a batch of committed changes to the controllers' keys and enqueue them."""
     close_old_connections()
     try:
-        return dispatch(kind_name, obj)
+        return dispatch_changes(revisions)
     finally:
         close_old_connections()
 

@@ -222,10 +222,13 @@ def test_a_wakeup_the_broker_cannot_take_does_not_fail_the_write(
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     settings.BERTH_CONTROLLERS_ENABLED = True
-    monkeypatch.setattr(tasks.dispatch_task, "apply_async", unreachable)
+    settings.BERTH_WAKE_BATCH_SECONDS = 0
+    monkeypatch.setattr(tasks.dispatch_changes_task, "apply_async", unreachable)
     kind = by_kind("v1", "ConfigMap")
     assert kind is not None
-    controllers.wake(kind, {"metadata": {"namespace": NS, "name": "settings"}})
+    controllers.wake(
+        kind, {"metadata": {"namespace": NS, "name": "settings", "resourceVersion": "7"}}
+    )
 
 
 def test_a_singleton_key_on_a_worker_that_does_not_lead_comes_back(

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from clusterapi import controllers
 from clusterapi.controllers import tasks
 from clusterapi.controllers.base import Controller
 from tests.clusterapi.controllers.conftest import (
@@ -63,12 +62,14 @@ def run(
 
     monkeypatch.setattr(tasks, "enqueue", enqueue)
 
-    def dispatch_now(args: list[Any], **options: Any) -> None:
-        # What the dispatch task does on a worker: map the change to keys, enqueue them.
-        _api_version, kind_name, obj = args
-        controllers.dispatch(kind_name, obj)
+    settings.BERTH_WAKE_BATCH_SECONDS = 0  # each change is sent at once, not batched
 
-    monkeypatch.setattr(tasks.dispatch_task, "apply_async", dispatch_now)
+    def dispatch_now(args: list[Any], **options: Any) -> None:
+        # What the dispatch task does on a worker: map the changes to keys, enqueue them.
+        (revisions,) = args
+        tasks.dispatch_changes(revisions)
+
+    monkeypatch.setattr(tasks.dispatch_changes_task, "apply_async", dispatch_now)
 
     def work(action: Callable[[], Any]) -> None:
         with django_capture_on_commit_callbacks(execute=True):
