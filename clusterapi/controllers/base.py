@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clusterapi.resources.registry import Kind
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -64,3 +67,38 @@ def namespace_of(obj: Obj) -> Iterable[Key]:
     namespace = (obj.get("metadata") or {}).get("namespace")
     if namespace:
         yield ("", str(namespace))
+
+
+def write_status(kind: Kind, owner: Obj, status: Obj, *, field_manager: str) -> Obj | None:
+    """Write ``status`` through the status subresource unless it is already so.
+
+    Returns the object as stored (``owner`` itself when nothing changed), or None when it is
+    gone or was replaced by a namesake (another uid) meanwhile; conflicts are retried.
+    """
+    if owner.get("status") == status:
+        return owner
+    from clusterapi import store
+    from clusterapi.store.errors import ApiError
+
+    meta = owner["metadata"]
+    uid = meta["uid"]
+
+    def mutate(current: Obj) -> Obj:
+        if current["metadata"]["uid"] != uid:
+            raise ApiError(404, "NotFound", "the object was replaced")
+        current["status"] = status
+        return current
+
+    try:
+        return store.guaranteed_update(
+            kind,
+            meta.get("namespace", ""),
+            meta["name"],
+            mutate,
+            subresource="status",
+            field_manager=field_manager,
+        ).obj
+    except ApiError as exc:
+        if exc.reason != "NotFound":
+            raise
+        return None

@@ -29,7 +29,7 @@ from croniter import croniter
 from clusterapi import store
 from clusterapi.controllers import events, pods
 from clusterapi.controllers import job as jobs
-from clusterapi.controllers.base import Controller, Obj, owners
+from clusterapi.controllers.base import Controller, Obj, owners, write_status
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
 from clusterapi.store.errors import ApiError
@@ -320,29 +320,7 @@ def _create_job(cronjob: Obj, spec: Obj, name: str, scheduled: datetime) -> Obj 
 
 
 def _write_status(cronjob: Obj, status: Obj) -> None:
-    if cronjob.get("status") == status:
-        return
-    meta = cronjob["metadata"]
-    uid = meta["uid"]
-
-    def mutate(current: Obj) -> Obj:
-        if current["metadata"]["uid"] != uid:
-            raise ApiError(404, "NotFound", "the object was replaced")
-        current["status"] = status
-        return current
-
-    try:
-        store.guaranteed_update(
-            cronjob_kind(),
-            meta["namespace"],
-            meta["name"],
-            mutate,
-            subresource="status",
-            field_manager=COMPONENT,
-        )
-    except ApiError as exc:
-        if exc.reason != "NotFound":
-            raise
+    write_status(cronjob_kind(), cronjob, status, field_manager=COMPONENT)
 
 
 CONTROLLER = Controller(

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from clusterapi import store
 from clusterapi.api.selectors import SelectorError, from_label_selector
 from clusterapi.controllers import events, pods
-from clusterapi.controllers.base import Controller, Obj, owners
+from clusterapi.controllers.base import Controller, Obj, owners, write_status
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
 from clusterapi.store.errors import ApiError
@@ -434,30 +434,7 @@ def _expire(job: Obj, now: datetime) -> float | None:
 
 def _write_status(job: Obj, status: Obj) -> Obj | None:
     """Write ``status`` through the status subresource; the Job as stored (None if gone)."""
-    if job.get("status") == status:
-        return job
-    meta = job["metadata"]
-    uid = meta["uid"]
-
-    def mutate(current: Obj) -> Obj:
-        if current["metadata"]["uid"] != uid:
-            raise ApiError(404, "NotFound", "the object was replaced")
-        current["status"] = status
-        return current
-
-    try:
-        return store.guaranteed_update(
-            job_kind(),
-            meta["namespace"],
-            meta["name"],
-            mutate,
-            subresource="status",
-            field_manager=COMPONENT,
-        ).obj
-    except ApiError as exc:
-        if exc.reason != "NotFound":
-            raise
-        return None
+    return write_status(job_kind(), job, status, field_manager=COMPONENT)
 
 
 CONTROLLER = Controller(

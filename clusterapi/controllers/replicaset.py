@@ -33,7 +33,7 @@ from datetime import datetime
 from clusterapi import store
 from clusterapi.api.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.controllers import events, pods
-from clusterapi.controllers.base import Controller, Key, Obj
+from clusterapi.controllers.base import Controller, Key, Obj, write_status
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
 from clusterapi.store.errors import ApiError
@@ -324,29 +324,7 @@ class ReplicaManager:
         return status
 
     def _write_status(self, owner: Obj, status: Obj) -> None:
-        if owner.get("status") == status:
-            return
-        meta = owner["metadata"]
-        uid = meta["uid"]
-
-        def mutate(current: Obj) -> Obj:
-            if current["metadata"]["uid"] != uid:
-                raise ApiError(404, "NotFound", "the object was replaced")
-            current["status"] = status
-            return current
-
-        try:
-            store.guaranteed_update(
-                self.kind,
-                meta["namespace"],
-                meta["name"],
-                mutate,
-                subresource="status",
-                field_manager=self.component,
-            )
-        except ApiError as exc:
-            if exc.reason != "NotFound":
-                raise
+        write_status(self.kind, owner, status, field_manager=self.component)
 
 
 def _selector(obj: Obj) -> LabelSelector:

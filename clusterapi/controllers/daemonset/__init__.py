@@ -44,7 +44,7 @@ from collections.abc import Iterable
 from clusterapi import store
 from clusterapi.api.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.controllers import events, history, pods
-from clusterapi.controllers.base import Controller, Key, Obj
+from clusterapi.controllers.base import Controller, Key, Obj, write_status
 from clusterapi.controllers.daemonset.placement import (
     AUTO_TOLERATIONS,
     COMPONENT,
@@ -64,29 +64,7 @@ FAILURE_RETRY_SECONDS = 5.0
 
 
 def _write_status(ds: Obj, status: Obj) -> None:
-    if ds.get("status") == status:
-        return
-    meta = ds["metadata"]
-    uid = meta["uid"]
-
-    def mutate(current: Obj) -> Obj:
-        if current["metadata"]["uid"] != uid:
-            raise ApiError(404, "NotFound", "the object was replaced")
-        current["status"] = status
-        return current
-
-    try:
-        store.guaranteed_update(
-            daemonset_kind(),
-            meta["namespace"],
-            meta["name"],
-            mutate,
-            subresource="status",
-            field_manager=COMPONENT,
-        )
-    except ApiError as exc:
-        if exc.reason != "NotFound":
-            raise
+    write_status(daemonset_kind(), ds, status, field_manager=COMPONENT)
 
 
 def _selector(ds: Obj) -> LabelSelector:

@@ -46,7 +46,7 @@ from collections.abc import Iterable
 from clusterapi import store
 from clusterapi.api.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.controllers import history, pods
-from clusterapi.controllers.base import Controller, Key, Obj
+from clusterapi.controllers.base import Controller, Key, Obj, write_status
 from clusterapi.controllers.statefulset.identity import (
     COMPONENT,
     POD_INDEX_LABEL,
@@ -81,29 +81,7 @@ FAILURE_RETRY_SECONDS = 5.0
 
 
 def _write_status(sts: Obj, status: Obj) -> None:
-    if sts.get("status") == status:
-        return
-    meta = sts["metadata"]
-    uid = meta["uid"]
-
-    def mutate(current: Obj) -> Obj:
-        if current["metadata"]["uid"] != uid:
-            raise ApiError(404, "NotFound", "the object was replaced")
-        current["status"] = status
-        return current
-
-    try:
-        store.guaranteed_update(
-            statefulset_kind(),
-            meta["namespace"],
-            meta["name"],
-            mutate,
-            subresource="status",
-            field_manager=COMPONENT,
-        )
-    except ApiError as exc:
-        if exc.reason != "NotFound":
-            raise
+    write_status(statefulset_kind(), sts, status, field_manager=COMPONENT)
 
 
 def _selector(sts: Obj) -> LabelSelector:
