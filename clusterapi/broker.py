@@ -39,5 +39,11 @@ class Transport(filesystem.Transport):
     driver_type = "berthfs"
     driver_name = "berthfs"
 
+    @property
+    def default_connection_params(self) -> dict[str, object]:
+        # Folders, not a host: without this kombu warns on every connection that no
+        # hostname was supplied and it falls back to "localhost".
+        return {}
+
 
 TRANSPORT_ALIASES.setdefault("berthfs", "clusterapi.broker:Transport")
