@@ -34,6 +34,9 @@ class Controller:
     singleton: bool = False
     # Whether the periodic resync enqueues every object of ``kind``.
     resync: bool = True
+    # Which changes of ``kind`` itself wake it (None: all). The scheduler cares only about
+    # pods waiting for it, not the thousands of status reports of running ones.
+    accepts: Callable[[Obj], bool] | None = None
     # Keys the periodic resync enqueues as well (a loop without a per-object resync still
     # needs a periodic look, for wake-ups lost with a worker or a broker).
     resync_keys: Callable[[], Iterable[Key]] | None = None
@@ -41,7 +44,7 @@ class Controller:
     def keys_for(self, kind: str, obj: Obj) -> list[Key]:
         """The keys of this controller that a change to ``obj`` (of ``kind``) wakes."""
         keys: list[Key] = []
-        if kind == self.kind:
+        if kind == self.kind and (self.accepts is None or self.accepts(obj)):
             meta = obj.get("metadata") or {}
             keys.append((str(meta.get("namespace", "")), str(meta.get("name", ""))))
         mapper = self.watches.get(kind)
@@ -67,6 +70,12 @@ def namespace_of(obj: Obj) -> Iterable[Key]:
     namespace = (obj.get("metadata") or {}).get("namespace")
     if namespace:
         yield ("", str(namespace))
+
+
+def namespace_of_leaving(obj: Obj) -> Iterable[Key]:
+    """A mapper waking the namespace of an object that is going away (being deleted)."""
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        yield from namespace_of(obj)
 
 
 def write_status(kind: Kind, owner: Obj, status: Obj, *, field_manager: str) -> Obj | None:

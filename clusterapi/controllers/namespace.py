@@ -8,7 +8,7 @@ finalizer, and the store then removes the namespace.
 from __future__ import annotations
 
 from clusterapi import store
-from clusterapi.controllers.base import Controller, namespace_of
+from clusterapi.controllers.base import Controller, namespace_of_leaving
 from clusterapi.resources import KINDS, by_kind
 from clusterapi.store.errors import ApiError
 
@@ -52,6 +52,7 @@ CONTROLLER = Controller(
     name="namespace",
     kind="Namespace",
     reconcile=reconcile,
-    # A deleted object may be the last thing a Terminating namespace was waiting for.
-    watches={"Pod": namespace_of},
+    # A pod going away may be the last thing a Terminating namespace was waiting for (the
+    # reconcile also looks again every second while anything remains).
+    watches={"Pod": namespace_of_leaving},
 )

@@ -24,10 +24,23 @@ from collections.abc import Iterable
 
 from clusterapi.controllers.base import Controller, Key, Obj
 from clusterapi.scheduler import scheduler
+from clusterapi.scheduler.snapshot import DEFAULT_SCHEDULER_NAME
 
 
 def reconcile(namespace: str, name: str) -> float | None:
     return scheduler.get().reconcile(namespace, name)
+
+
+def _waiting_for_us(obj: Obj) -> bool:
+    """Whether a pod's change can concern the scheduler: unbound, ours, not going away.
+    Bound pods' changes (every status report of every running pod) need no reconcile."""
+    spec = obj.get("spec") or {}
+    meta = obj.get("metadata") or {}
+    return (
+        not spec.get("nodeName")
+        and not meta.get("deletionTimestamp")
+        and spec.get("schedulerName", DEFAULT_SCHEDULER_NAME) in scheduler.get().frameworks
+    )
 
 
 def _node_changed(obj: Obj) -> Iterable[Key]:
@@ -51,6 +64,7 @@ CONTROLLER = Controller(
     watches={"Node": _node_changed, "Pod": _pod_leaving},
     singleton=True,
     resync=False,
+    accepts=_waiting_for_us,
     # One sweep per resync period picks up pending pods whose wake-ups were lost.
     resync_keys=lambda: [scheduler.SWEEP],
 )
