@@ -37,9 +37,16 @@ class APIHandler(ASGIHandler):
 
 api_application = APIHandler()
 
+# exec, attach and port-forward are WebSockets (``clusterapi.api.streams``).
+from clusterapi.api import streams  # noqa: E402 - after Django is set up
+
+streams.accept_slash_in_subprotocols()
+
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "http" and not str(scope.get("path", "")).startswith(BROWSER_PREFIXES):
         await api_application(scope, receive, send)
+    elif scope["type"] == "websocket" and str(scope.get("path", "")).startswith("/api/"):
+        await streams.application(scope, receive, send)
     else:
         await browser_application(scope, receive, send)

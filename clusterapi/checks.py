@@ -26,7 +26,8 @@ def kind_registry(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         try:
             kind.definition  # noqa: B018 - raises when the schema is missing
         except LookupError as exc:
-            problems.append(checks.Error(f"{kind.kind}: {exc}", id="berth.E002"))
+            if not kind.reader:  # computed kinds have none
+                problems.append(checks.Error(f"{kind.kind}: {exc}", id="berth.E002"))
         if kind.naming not in names.RULES:
             problems.append(
                 checks.Error(f"{kind.kind}: unknown name rule {kind.naming!r}", id="berth.E003")
@@ -38,7 +39,7 @@ def kind_registry(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
                     f"{kind.kind}: subresources {sorted(unknown)} have no handler", id="berth.E004"
                 )
             )
-        if kind.kind not in printers.COLUMNS and not kind.review:
+        if kind.kind not in printers.COLUMNS and not kind.review and not kind.reader:
             problems.append(
                 checks.Warning(f"{kind.kind}: no printer columns; Name/Created At", id="berth.W001")
             )

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "clusterapi.core",
     "clusterapi.audit",
     "clusterapi.identity",
+    "clusterapi.metrics",
     "clusterapi",
     "dashboard",
 ]
@@ -189,6 +190,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "berth.identity.rotate_keys",
         "schedule": 300.0,
         "options": {"expires": 300.0},
+    },
+    # Metric samples past BERTH_METRICS_RETENTION_SECONDS are deleted (clusterapi/metrics).
+    "metrics-prune": {
+        "task": "berth.metrics.prune",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

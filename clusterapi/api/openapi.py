@@ -218,7 +218,8 @@ def _gv_path(group: str, version: str) -> str:
 
 @functools.cache
 def _document(group: str, version: str) -> bytes:
-    kinds = [k for k in KINDS if (k.group, k.version) == (group, version)]
+    # Computed kinds (``Kind.reader``) have no schema to publish.
+    kinds = [k for k in KINDS if (k.group, k.version) == (group, version) and not k.reader]
     paths: Obj = {}
     needed: set[str] = set(_EXTRA_DEFINITIONS)
     for kind in kinds:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import QueryDict
 
-from clusterapi.api.selectors import FieldSelector, LabelSelector, SelectorError
+from clusterapi.core.selectors import FieldSelector, LabelSelector, SelectorError
 from clusterapi.resources import by_resource
 from clusterapi.resources.registry import Kind
 from clusterapi.store import errors

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import re_path
+from django.urls import include, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from clusterapi.api import discovery, openapi, reviews, views
@@ -69,6 +69,8 @@ urlpatterns = [
         r"^apis/node\.berth\.dev/v1/nodecredentials/?$",
         authenticated(node_credentials.create),
     ),
+    # Node agents' metric samples and the dashboard's history (clusterapi.metrics).
+    re_path(r"^apis/metrics\.berth\.dev/v1/", include("clusterapi.metrics.urls")),
     re_path(r"^api/v1/(?P<rest>.+)$", views.core_resources),
     re_path(r"^apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?P<rest>.+)$", views.group_resources),
 ]

@@ -30,9 +30,9 @@ from clusterapi.api.requests import (
     query_int,
     resolve,
 )
-from clusterapi.api.selectors import format_label_selector
 from clusterapi.api.status import error_response, json_response, success_status
 from clusterapi.authn import User, chain
+from clusterapi.core.selectors import format_label_selector
 from clusterapi.resources.registry import Kind
 from clusterapi.store import errors
 from clusterapi.store.errors import ApiError
@@ -183,11 +183,19 @@ async def _dispatch(request: HttpRequest, group: str, version: str, rest: str) -
         where = podlogs.log_target(rest)
         if where is not None:
             return await podlogs.serve(request, *where)
+    if group == "" and rest.endswith(("/exec", "/attach", "/portforward")):
+        # Served over WebSockets (``streams``); a plain request (kubectl's SPDY fallback)
+        # is authorized and checked alike, then told to upgrade.
+        from clusterapi.api import streams
+
+        if streams.stream_target(request.path) is not None:
+            return await streams.not_upgraded(request)
     try:
         target = resolve(group, version, rest)
     except ApiError as exc:
         return error_response(exc)
-    if request.method == "GET" and target.is_collection and query_bool(request.GET, "watch"):
+    watch = query_bool(request.GET, "watch") and not target.kind.reader
+    if request.method == "GET" and target.is_collection and watch:
         from clusterapi.api import watching
 
         return await watching.watch(request, target)
@@ -198,6 +206,10 @@ def handle(request: HttpRequest, target: Target) -> HttpResponseBase:
     method = request.method or "GET"
     if target.kind.review and not (method == "POST" and target.is_collection):
         raise errors.method_not_allowed()
+    if target.kind.reader:
+        from clusterapi.api import computed
+
+        return computed.handle(request, target)
     if target.subresource:
         return _subresource(request, target, method)
     if target.is_collection:

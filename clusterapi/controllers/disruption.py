@@ -37,8 +37,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clusterapi import store
-from clusterapi.api.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.controllers.base import Controller, Key, Obj
+from clusterapi.core.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
 from clusterapi.store import errors

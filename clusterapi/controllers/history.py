@@ -31,8 +31,8 @@ from typing import Any
 import orjson
 
 from clusterapi import store
-from clusterapi.api.selectors import LabelSelector
 from clusterapi.controllers import pods
+from clusterapi.core.selectors import LabelSelector
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
 from clusterapi.store.errors import ApiError

@@ -36,9 +36,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from clusterapi import store
-from clusterapi.api.selectors import SelectorError, from_label_selector
 from clusterapi.controllers import events, pods
 from clusterapi.controllers.base import Controller, Obj, owners, write_status
+from clusterapi.core.selectors import SelectorError, from_label_selector
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
 from clusterapi.store.errors import ApiError

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clusterapi import store
-from clusterapi.api.selectors import LabelSelector
+from clusterapi.core.selectors import LabelSelector
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
 from clusterapi.store.errors import ApiError

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from clusterapi import store
-from clusterapi.api.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.controllers import events, pods
 from clusterapi.controllers.base import Controller, Key, Obj, write_status
+from clusterapi.core.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
 from clusterapi.store.errors import ApiError

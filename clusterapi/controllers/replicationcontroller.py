@@ -9,9 +9,9 @@ and the status has no ``terminatingReplicas`` field.
 
 from __future__ import annotations
 
-from clusterapi.api.selectors import LabelSelector, from_label_selector
 from clusterapi.controllers.base import Controller, Obj
 from clusterapi.controllers.replicaset import ReplicaManager
+from clusterapi.core.selectors import LabelSelector, from_label_selector
 
 
 def _selector(obj: Obj) -> LabelSelector:

@@ -9,4 +9,7 @@ write, and before it for modifications), which watches replay from; ``compact`` 
 
 ``clusterapi.core.watch`` turns committed changes into watch events for API clients.
 Nothing outside ``clusterapi.store`` writes these tables.
+
+``clusterapi.core.selectors`` parses and matches label and field selectors; it sits here, at
+the bottom, because every layer above uses it (API, controllers, RBAC, scheduler).
 """

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 import orjson
 
+from clusterapi.nodeagent import metrics as node_metrics
 from clusterapi.nodeagent import status as pod_status
 from clusterapi.nodeagent.runtimes import Runtime
 
@@ -99,6 +100,8 @@ class AgentOptions:
     status_report_interval: float = 300.0
     concurrency: int = 64
     node_labels: dict[str, str] = field(default_factory=dict)
+    # Seconds between metric samples (clusterapi.nodeagent.metrics); 0 turns them off.
+    metrics_interval: float = field(default_factory=node_metrics.default_interval)
 
 
 @dataclass
@@ -605,6 +608,7 @@ class NodeAgent:
         for node in self.nodes.values():
             self._tasks.append(asyncio.create_task(self._heartbeat(node)))
         self._tasks.append(asyncio.create_task(self._watch_pods()))
+        self._tasks.append(asyncio.create_task(node_metrics.run(self)))
         logger.info("node agent serving %d node(s)", len(self.nodes))
 
     async def run(self) -> None:

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from clusterapi.api.selectors import SelectorError, from_label_selector
+from clusterapi.core.selectors import SelectorError, from_label_selector
 from clusterapi.rbac.rules import Rule, rules_from_json
 
 logger = logging.getLogger(__name__)

@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from clusterapi.api.selectors import FieldSelector, LabelSelector, SelectorError
 from clusterapi.authn import User
+from clusterapi.core.selectors import FieldSelector, LabelSelector, SelectorError
 
 _API_PREFIXES = frozenset({"api", "apis"})
 _GROUPLESS_PREFIXES = frozenset({"api"})

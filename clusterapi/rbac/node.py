@@ -23,7 +23,9 @@ split in two:
     ``serviceAccountName``) — anything else of those kinds is refused with upstream's
     ``no relationship found between node '<node>' and this object``;
   - writing events and reading services (what upstream's static node rules keep for every
-    node: event recording and service environment variables).
+    node: event recording and service environment variables), and reporting metric
+    samples (``create`` of ``samples.metrics.berth.dev``; ``clusterapi.metrics.ingest`` then
+    admits only the node's own).
 
   Everything else gets no opinion (so RBAC may still grant it, as upstream).
 * ``admit(...)`` is NodeRestriction: for writes the authorizer cannot judge from the URL alone
@@ -67,6 +69,8 @@ ALLOW = Decision(True, "")
 NODE_RULES: tuple[Rule, ...] = (
     Rule.of(["create", "update", "patch"], groups=["", "events.k8s.io"], resources=["events"]),
     Rule.of(["get", "list", "watch"], groups=[""], resources=["services"]),
+    # Metric samples: the handler admits only the node's own samples (clusterapi.metrics).
+    Rule.of(["create"], groups=["metrics.berth.dev"], resources=["samples"]),
 )
 
 # Labels a node may set on itself (k8s.io/api/core/v1 well-known labels the kubelet owns).

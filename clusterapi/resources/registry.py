@@ -97,6 +97,12 @@ class Kind:
     # Create-only kinds answered on the spot and never stored (access reviews, TokenReview):
     # the dotted path of ``handler(user, obj, namespace) -> obj``.
     review: str = ""
+    # Read-only kinds computed on request, never stored (metrics.k8s.io NodeMetrics and
+    # PodMetrics): the dotted path of ``read(namespace, name) -> [obj]`` (all objects, in a
+    # namespace when given, only the one named when given; items without kind/apiVersion).
+    # Served for get and list only (clusterapi.api.computed); they have no schema, so no
+    # OpenAPI paths and no validation.
+    reader: str = ""
     # The singular resource name, when it is not the lower-cased kind.
     singular: str = ""
     # How metadata.name is validated ("subdomain", "label", "dns1035", "path-segment", ...);

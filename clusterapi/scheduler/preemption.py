@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from clusterapi.api.selectors import SelectorError, from_label_selector
+from clusterapi.core.selectors import SelectorError, from_label_selector
 from clusterapi.scheduler.framework import (
     Code,
     CycleState,

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from clusterapi.api.selectors import (
+from clusterapi.core.selectors import (
     DOES_NOT_EXIST,
     EXISTS,
     GREATER_THAN,

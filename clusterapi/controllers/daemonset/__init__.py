@@ -42,7 +42,6 @@ import logging
 from collections.abc import Iterable
 
 from clusterapi import store
-from clusterapi.api.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.controllers import events, history, pods
 from clusterapi.controllers.base import Controller, Key, Obj, write_status
 from clusterapi.controllers.daemonset.placement import (
@@ -54,6 +53,7 @@ from clusterapi.controllers.daemonset.placement import (
 )
 from clusterapi.controllers.daemonset.sync import Sync
 from clusterapi.controllers.deployment import int_or_percent
+from clusterapi.core.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.store.errors import ApiError
 
 __all__ = ["AUTO_TOLERATIONS", "COMPONENT", "CONTROLLER", "FAILURE_RETRY_SECONDS", "reconcile"]

@@ -44,7 +44,6 @@ import logging
 from collections.abc import Iterable
 
 from clusterapi import store
-from clusterapi.api.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.controllers import history, pods
 from clusterapi.controllers.base import Controller, Key, Obj, write_status
 from clusterapi.controllers.statefulset.identity import (
@@ -60,6 +59,7 @@ from clusterapi.controllers.statefulset.identity import (
     statefulset_kind,
 )
 from clusterapi.controllers.statefulset.sync import Sync
+from clusterapi.core.selectors import LabelSelector, SelectorError, from_label_selector
 from clusterapi.store.errors import ApiError
 
 __all__ = [

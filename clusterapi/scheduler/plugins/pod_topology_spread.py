@@ -25,8 +25,8 @@ from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from clusterapi.api.selectors import IN, LabelSelector, Requirement, SelectorError
-from clusterapi.api.selectors import from_label_selector as _selector
+from clusterapi.core.selectors import IN, LabelSelector, Requirement, SelectorError
+from clusterapi.core.selectors import from_label_selector as _selector
 from clusterapi.scheduler.framework import (
     DO_NOT_SCHEDULE,
     LABEL_HOSTNAME,

@@ -222,6 +222,6 @@ def test_fast_check_never_accepts_what_the_full_validator_rejects(
 
 def test_every_stored_kind_compiles_a_fast_validator() -> None:
     for kind in KINDS:
-        if kind.review:
-            continue
+        if kind.review or kind.reader:
+            continue  # answered on the spot or computed: never validated
         assert callable(validation._fast_validator(kind.definition)), kind.kind

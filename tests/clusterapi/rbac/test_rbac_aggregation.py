@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from clusterapi import store
-from clusterapi.api.selectors import SelectorError
+from clusterapi.core.selectors import SelectorError
 from clusterapi.rbac import aggregation
 from clusterapi.rbac.rules import Rule
 from tests.clusterapi.rbac.helpers import cluster_role, kind_of, put, rule, stored

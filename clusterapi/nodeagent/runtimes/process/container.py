@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from clusterapi.nodeagent.runtimes.process import logs, probes, spec
+from clusterapi.nodeagent.runtimes.process import logs, probes, spec, streams
 from clusterapi.scheduler import quantity
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class ContainerRun:
     _oom: bool = False
     _killing: asyncio.Task[None] | None = None
     _prepared: Prepared | None = None
+    output: streams.OutputTee | None = None  # the running process's output, for attach
 
     def __post_init__(self) -> None:
         self.status.update(
@@ -140,7 +141,7 @@ class ContainerRun:
     async def run_once(self) -> tuple[int, str, str]:
         """Start the process and wait for it: (exit code, reason, message)."""
         prepared = self._prepared = await self.prepare()
-        writer = logs.LogWriter(
+        writer = self.output = streams.OutputTee(
             self.log_path(),
             self.pod.runtime.options.log_max_bytes,
             self.pod.runtime.options.log_keep,
@@ -152,7 +153,10 @@ class ContainerRun:
                 *prepared.argv,
                 cwd=prepared.cwd,
                 env=prepared.env,
-                stdin=asyncio.subprocess.DEVNULL,
+                # Kept open for attach when the container asks for it (upstream's ``stdin``).
+                stdin=asyncio.subprocess.PIPE
+                if self.spec.get("stdin")
+                else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,

@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from clusterapi.nodeagent.runtimes.process import logs
+from clusterapi.nodeagent.runtimes.process import logs, streams
 
 if TYPE_CHECKING:
     from clusterapi.nodeagent.runtimes.process.runtime import ProcessRuntime
@@ -178,6 +178,12 @@ class LogServer:
             return
         url = urlsplit(target)
         parts = [unquote(p) for p in url.path.strip("/").split("/")]
+        if parts[0] in ("exec", "attach", "portForward"):
+            # The streaming endpoints, signed alike (``streams`` has their protocol).
+            await streams.serve(
+                self.runtime, parts, parse_qs(url.query), reader, writer, self._answer
+            )
+            return
         if len(parts) != 4 or parts[0] != "containerLogs":
             await self._answer(
                 writer, 404, "NotFound", "the server could not find the requested resource"

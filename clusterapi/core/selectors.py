@@ -10,6 +10,9 @@ apimachinery's ``pkg/labels/selector.go``, ``pkg/fields/selector.go`` and
 rejects, matches or prints behaves here exactly as on a real API server. Errors are raised
 as ``SelectorError`` whose text is upstream's (the API answers it as 400 BadRequest).
 
+It lives in ``core``, the bottom layer, because the API, the controllers, RBAC aggregation
+and the scheduler all use it; it must not import from ``clusterapi.api``.
+
 Flow
 ----
 * ``LabelSelector.parse(text)``: a small lexer splits the text into symbols and identifiers
