@@ -60,27 +60,65 @@ def _lock_key(controller: str, namespace: str, name: str) -> str:
     return f"berth:lock:{controller}:{namespace}/{name}"
 
 
+def _later_key(controller: str, namespace: str, name: str) -> str:
+    return f"berth:later:{controller}:{namespace}/{name}"
+
+
 def enqueue(
     controller: Controller, namespace: str, name: str, delay: float = 0.0, *, force: bool = False
 ) -> None:
     """One pending reconcile per controller and key: later wake-ups fold into it.
 
     ``force`` (the resync) enqueues even when a mark says one is pending, since the task the
-    mark stands for may have been lost with a worker or a broker.
+    mark stands for may have been lost with a worker or a broker. A delayed look (``delay``)
+    is one per key too (``_claim_later``).
     """
+    if delay > 0 and not force:
+        token = _claim_later(controller.name, namespace, name, delay)
+        if token:
+            _send(controller.name, namespace, name, delay, token)
+        return
     key = _pending_key(controller.name, namespace, name)
     if force:
         cache.set(key, 1, PENDING_SECONDS)
-    elif delay <= 0 and not cache.add(key, 1, PENDING_SECONDS):
+    elif not cache.add(key, 1, PENDING_SECONDS):
         return
     _send(controller.name, namespace, name, delay)
 
 
-def _send(controller_name: str, namespace: str, name: str, delay: float) -> None:
+def _claim_later(controller_name: str, namespace: str, name: str, delay: float) -> str:
+    """Claim the key's one scheduled look; "" when one at least as soon is already scheduled.
+
+    Every reconcile that asks to look again (a pod backing off, a Deployment waiting for
+    minReadySeconds) would otherwise start a chain of delayed messages, and every wake-up
+    of the key in between another: chains multiplied, one per wake-up, each running until
+    the key converged (thousands of messages for hundreds of unschedulable pods). The mark
+    names the scheduled look's due time and token; a sooner look takes it over, and a
+    delayed task whose token no longer holds the mark is dropped (``reconcile_task``).
+    """
+    wait = min(delay, MAX_DELAY_SECONDS)
+    due = time.time() + wait
+    token = uuid.uuid4().hex
+    key = _later_key(controller_name, namespace, name)
+    ttl = int(wait) + PENDING_SECONDS
+    if cache.add(key, f"{due:.3f}:{token}", ttl):
+        return token
+    current = cache.get(key)
+    if current is not None:
+        try:
+            scheduled = float(str(current).split(":", 1)[0])
+        except ValueError:
+            scheduled = float("inf")
+        if scheduled <= due + 0.05:
+            return ""
+    cache.set(key, f"{due:.3f}:{token}", ttl)
+    return token
+
+
+def _send(controller_name: str, namespace: str, name: str, delay: float, token: str = "") -> None:
     countdown = min(delay, MAX_DELAY_SECONDS) if delay > 0 else None
-    reconcile_task.apply_async(
-        args=[controller_name, namespace, name], countdown=countdown, ignore_result=True
-    )
+    args = [controller_name, namespace, name] + ([token] if token else [])
+    reconcile_task.apply_async(args=args, countdown=countdown, ignore_result=True)
 
 
 def _look_again(controller_name: str, namespace: str, name: str, delay: float) -> None:
@@ -183,15 +221,23 @@ def key_lock(controller: str, namespace: str, name: str) -> Iterator[bool]:
 
 
 @shared_task(name="berth.reconcile", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def reconcile_task(controller_name: str, namespace: str, name: str) -> None:
+def reconcile_task(controller_name: str, namespace: str, name: str, token: str = "") -> None:
     """Run one reconcile under its key's lock; re-enqueue it when it asks to look again,
-    fails, or finds another reconcile of its key running."""
+    fails, or finds another reconcile of its key running. ``token`` marks a delayed look:
+    it runs only while it is still the key's scheduled one (``_claim_later``)."""
     from clusterapi.controllers import BY_NAME, leader
 
     controller = BY_NAME.get(controller_name)
     if controller is None:
         logger.warning("unknown controller %r", controller_name)
         return
+    if token:
+        later = _later_key(controller_name, namespace, name)
+        current = cache.get(later)
+        if current is not None:
+            if not str(current).endswith(":" + token):
+                return  # a sooner look replaced this one
+            cache.delete(later)
     # Cleared before the work, so a change committed while we run wakes us again.
     cache.delete(_pending_key(controller_name, namespace, name))
     close_old_connections()

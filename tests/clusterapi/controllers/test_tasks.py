@@ -196,10 +196,37 @@ def test_long_countdowns_are_capped_below_the_broker_visibility_timeout(
 ) -> None:
     tasks.enqueue(probe, NS, "nightly", 86400.0)
     tasks.enqueue(probe, NS, "soon", 1.5)
-    assert sent == [
+    assert [(args[:3], countdown) for args, countdown in sent] == [
         (["probe", NS, "nightly"], tasks.MAX_DELAY_SECONDS),
         (["probe", NS, "soon"], 1.5),
     ]
+
+
+def test_a_key_has_one_scheduled_look_however_often_it_asks(
+    probe: Controller, sent: list[tuple[list[Any], float | None]]
+) -> None:
+    for delay in (5.0, 5.0, 8.0, 30.0):
+        tasks.enqueue(probe, NS, "backing-off", delay)
+    assert len(sent) == 1
+    assert sent[0][1] == 5.0
+
+
+def test_a_sooner_look_replaces_the_scheduled_one_which_then_does_nothing(
+    monkeypatch: pytest.MonkeyPatch, sent: list[tuple[list[Any], float | None]]
+) -> None:
+    recorder = Recorder()
+    probe = register(monkeypatch, recorder)
+    tasks.enqueue(probe, NS, "web", 30.0)
+    tasks.enqueue(probe, NS, "web", 1.0)
+    assert [countdown for _, countdown in sent] == [30.0, 1.0]
+    (late_args, _), (soon_args, _) = sent
+    tasks.reconcile_task(*late_args)  # the replaced look fires (early, as a broker may)
+    assert recorder.runs == 0
+    tasks.reconcile_task(*soon_args)
+    assert recorder.runs == 1
+    # Its mark is released: the next request schedules a look again.
+    tasks.enqueue(probe, NS, "web", 2.0)
+    assert len(sent) == 3
 
 
 def test_wakeups_of_a_pending_key_fold_into_one_message(
