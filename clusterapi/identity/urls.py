@@ -13,6 +13,7 @@ urlpatterns = [
     path("keys", endpoints.jwks, name="keys"),
     path("auth", views.authorize, name="authorize"),
     path("auth/<str:connector_id>", views.login, name="login"),
+    path("callback", views.callback, name="callback"),
     path("token", endpoints.token, name="token"),
     path("token/revoke", endpoints.revoke, name="revoke"),
     path("userinfo", endpoints.userinfo, name="userinfo"),

@@ -5,11 +5,15 @@ exact redirect URI, response type, scopes, PKCE). A user already logged in at th
 sent straight back with a code. Otherwise the request is kept in the session under a random
 id and the user picks a connector (the page lists them when there is more than one) and logs
 in at ``/auth/<connector>?req=<id>``; the login redirects to ``/auth`` again, which now
-issues the code. Device approval (``/device``) uses the same login pages.
+issues the code. Device approval (``/device``) uses the same login pages. A redirect
+connector (upstream OIDC) has no form: ``/auth/<connector>`` sends the browser to the
+upstream with a single-use ``state``, and the upstream sends it back to ``/callback``, which
+then continues exactly as a password login does.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,12 +26,13 @@ from django.views.decorators.http import require_http_methods
 
 from clusterapi.identity import clients, connectors, lockout, sessions
 from clusterapi.identity import config as identity_config
-from clusterapi.identity.connectors.base import ConnectorError
+from clusterapi.identity.connectors.base import ConnectorError, Identity, RedirectConnector
 from clusterapi.identity.models import DeviceRequest
 from clusterapi.identity.server import server
 
 KIND_AUTHORIZE = "authorize"
 KIND_DEVICE = "device"
+KIND_UPSTREAM = "upstream"  # a browser sent to a redirect connector, keyed by its state
 
 
 def _url(path: str, **query: str) -> str:
@@ -83,14 +88,16 @@ def _choose_connector(request: HttpRequest, request_id: str) -> HttpResponse:
 @csrf_protect
 @require_http_methods(["GET", "POST"])
 def login(request: HttpRequest, connector_id: str) -> HttpResponse:
-    """``/auth/<connector>``: the password form of one connector."""
+    """``/auth/<connector>``: the password form of one connector, or the way to its upstream."""
     connector = connectors.enabled(identity_config.get()).get(connector_id)
     request_id = request.GET.get("req", "")
     waiting = sessions.pending(request, request_id)
     if connector is None:
         return _error_page(request, "Unknown connector.", status=404)
-    if waiting is None:
+    if waiting is None or waiting["kind"] == KIND_UPSTREAM:
         return _error_page(request, "This login request has expired. Start again from the app.")
+    if isinstance(connector, RedirectConnector):
+        return _to_upstream(request, connector, request_id)
     context = {"connector": connector, "error": "", "username": ""}
     if request.method == "POST":
         username = request.POST.get("login", "").strip()
@@ -112,12 +119,59 @@ def login(request: HttpRequest, connector_id: str) -> HttpResponse:
             context["error"] = "Invalid username or password."
             return render(request, "identity/login.html", context, status=401)
         lockout.succeeded(request, connector.id, username)
-        sessions.login(request, identity)
-        sessions.forget(request, request_id)
-        if waiting["kind"] == KIND_DEVICE:
-            return HttpResponseRedirect(_url("/device", user_code=waiting["data"]))
-        return HttpResponseRedirect(_url("/auth") + "?" + QueryDict(waiting["data"]).urlencode())
+        return _logged_in(request, identity, request_id, waiting)
     return render(request, "identity/login.html", context)
+
+
+def _logged_in(
+    request: HttpRequest, identity: Identity, request_id: str, waiting: dict[str, Any]
+) -> HttpResponse:
+    """After any successful login: the issuer session, then back to what was waiting."""
+    sessions.login(request, identity)
+    sessions.forget(request, request_id)
+    if waiting["kind"] == KIND_DEVICE:
+        return HttpResponseRedirect(_url("/device", user_code=waiting["data"]))
+    return HttpResponseRedirect(_url("/auth") + "?" + QueryDict(waiting["data"]).urlencode())
+
+
+def _to_upstream(
+    request: HttpRequest, connector: RedirectConnector, request_id: str
+) -> HttpResponse:
+    # The pending entry's random id is the OAuth state: unguessable, bound to this browser's
+    # session, single use (dropped by the callback) and expiring with expiry.authRequests.
+    state = sessions.remember(request, KIND_UPSTREAM, "")
+    try:
+        url, kept = connector.login_url(state)
+    except ConnectorError as exc:
+        sessions.forget(request, state)
+        return _error_page(request, f"Cannot reach {connector.name}: {exc}", status=502)
+    # What the connector keeps (nonce, PKCE verifier) joins the entry of its state.
+    entries = dict(request.session[sessions.PENDING_KEY])
+    data = {"connector": connector.id, "req": request_id, "kept": kept}
+    entries[state] = {**entries[state], "data": json.dumps(data)}
+    request.session[sessions.PENDING_KEY] = entries
+    return HttpResponseRedirect(url)
+
+
+@never_cache
+@require_http_methods(["GET"])
+def callback(request: HttpRequest) -> HttpResponse:
+    """``/callback``: where a redirect connector's upstream sends the browser back."""
+    state = request.GET.get("state", "")
+    entry = sessions.pending(request, state) if state else None
+    if entry is None or entry["kind"] != KIND_UPSTREAM:
+        return _error_page(request, "Unknown or expired login state. Start again from the app.")
+    sessions.forget(request, state)  # single use, whatever happens next
+    data = json.loads(entry["data"])
+    connector = connectors.enabled(identity_config.get()).get(data["connector"])
+    waiting = sessions.pending(request, data["req"])
+    if not isinstance(connector, RedirectConnector) or waiting is None:
+        return _error_page(request, "This login request has expired. Start again from the app.")
+    try:
+        identity = connector.handle_callback(request.GET.dict(), data["kept"])
+    except ConnectorError as exc:
+        return _error_page(request, f"Login with {connector.name} failed: {exc}", status=502)
+    return _logged_in(request, identity, data["req"], waiting)
 
 
 def _device_request(user_code: str) -> DeviceRequest | None:

@@ -8,20 +8,34 @@ come from ``identity.connectors[]`` in the configuration file.
 from __future__ import annotations
 
 from clusterapi.identity.config import IdentityConfig
-from clusterapi.identity.connectors.base import Connector, ConnectorError, Identity
+from clusterapi.identity.connectors.base import (
+    Connector,
+    ConnectorError,
+    Identity,
+    RedirectConnector,
+)
 from clusterapi.identity.connectors.ldap import LDAPConnector
 from clusterapi.identity.connectors.local import LocalConnector
+from clusterapi.identity.connectors.oidc import OIDCConnector
 
-CONNECTOR_TYPES: dict[str, type[LDAPConnector]] = {
+CONNECTOR_TYPES: dict[str, type[LDAPConnector] | type[OIDCConnector]] = {
     LDAPConnector.TYPE: LDAPConnector,
+    OIDCConnector.TYPE: OIDCConnector,
 }
 
-__all__ = ["CONNECTOR_TYPES", "Connector", "ConnectorError", "Identity", "enabled"]
+__all__ = [
+    "CONNECTOR_TYPES",
+    "Connector",
+    "ConnectorError",
+    "Identity",
+    "RedirectConnector",
+    "enabled",
+]
 
 
-def enabled(config: IdentityConfig) -> dict[str, Connector]:
+def enabled(config: IdentityConfig) -> dict[str, Connector | RedirectConnector]:
     """The connectors of a configuration, by id, in the order the login page lists them."""
-    connectors: dict[str, Connector] = {}
+    connectors: dict[str, Connector | RedirectConnector] = {}
     if config.enable_password_db or config.static_passwords:
         connectors[LocalConnector.TYPE] = LocalConnector(config.static_passwords)
     for entry in config.connectors:

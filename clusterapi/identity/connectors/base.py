@@ -11,10 +11,17 @@ A connector type is a class with a ``TYPE`` name, a ``parse`` class method that 
 ``config:`` mapping of a ``connectors[]`` entry (raising ``IdentityConfigError`` with the path
 inside the document) and a constructor taking the parsed ``ConnectorConfig``. The types are
 listed in ``connectors.CONNECTOR_TYPES``.
+
+A redirect connector (``RedirectConnector``, dex's ``CallbackConnector``; the upstream OIDC
+connector) has no password form: the login page sends the browser to the upstream
+(``login_url``), which sends it back to the issuer's ``/callback``, where ``handle_callback``
+turns the upstream's answer into an ``Identity``. What ``login_url`` asks to keep (a nonce, a
+PKCE verifier) waits in the issuer session under the OAuth ``state`` until then.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -73,6 +80,25 @@ class Connector(Protocol):
 
     def refresh(self, identity: Identity) -> Identity | None:
         """The user's current identity, or None when they are gone or disabled."""
+
+
+@runtime_checkable
+class RedirectConnector(Protocol):
+    """A connector whose users log in at the upstream's own pages (upstream OIDC)."""
+
+    TYPE: str
+    id: str
+    name: str
+
+    def login_url(self, state: str) -> tuple[str, dict[str, Any]]:
+        """Where to send the browser for ``state``, and what to keep until it comes back."""
+
+    def handle_callback(self, query: Mapping[str, str], kept: Mapping[str, Any]) -> Identity:
+        """The identity from the upstream's answer (the callback's query string and what
+        ``login_url`` kept); raises ``ConnectorError`` when the answer is refused."""
+
+    def refresh(self, identity: Identity) -> Identity | None:
+        """The user's current identity, or None when the upstream ended their session."""
 
 
 class ConnectorError(Exception):
