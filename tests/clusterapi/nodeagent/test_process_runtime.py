@@ -532,3 +532,25 @@ def test_processes_left_by_an_earlier_agent_are_killed(tmp_path: Path) -> None:
     finally:
         if leftover.poll() is None:
             leftover.kill()
+
+
+def test_an_agent_that_stops_takes_its_containers_down(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        pod = make_pod(py("busy", "import time\nwhile True: time.sleep(0.05)"))
+        task = h.start(pod)
+        reported = await h.until(lambda s: "running" in container_state(s))
+        assert reported["containerStatuses"][0]["started"] is True
+        pids = [int(f.read_text().split()[0]) for f in tmp_path.glob("pods/*/pids/*")]
+        assert pids
+        task.cancel()  # what the agent does to its pods' tasks when it stops
+        await asyncio.gather(task, return_exceptions=True)
+        await h.runtime.close()
+        for pid in pids:
+            with pytest.raises(psutil.NoSuchProcess):
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                        raise psutil.NoSuchProcess(pid)
+                    await asyncio.sleep(0.05)
+
+    run(test, tmp_path)

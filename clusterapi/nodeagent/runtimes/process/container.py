@@ -198,6 +198,10 @@ class ContainerRun:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(helper), 2.0)
         finally:
+            if process.returncode is None:
+                # Cancelled while it runs (the agent is stopping): a process nobody watches
+                # any more must not stay behind.
+                self._signal_group(signal.SIGKILL)
             for task in [*watchers, *helpers]:
                 task.cancel()
             await asyncio.gather(*watchers, *helpers, return_exceptions=True)

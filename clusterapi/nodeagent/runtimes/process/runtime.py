@@ -267,9 +267,14 @@ class ProcessRuntime:
         self.port = await self._server.start(self.options.bind_host, self.options.port)
 
     async def close(self) -> None:
-        """Stop the log server."""
+        """Stop the log server, and the containers: an agent that stops takes its processes
+        down with it (the next agent on this data dir runs its pods afresh), so none is left
+        running unwatched, as a stopped test agent's busy loops once were."""
         if self._server is not None:
             await self._server.close()
+        stopped = self.reap_leftovers()
+        if stopped:
+            logger.info("stopped %d container process group(s) on shutdown", stopped)
 
     def extra_conditions(self, pod: Obj) -> list[Obj]:
         """The pod condition naming its host ports (``berth.dev/HostPorts``)."""
