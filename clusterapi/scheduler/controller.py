@@ -28,7 +28,20 @@ from clusterapi.scheduler.snapshot import DEFAULT_SCHEDULER_NAME
 
 
 def reconcile(namespace: str, name: str) -> float | None:
-    return scheduler.get().reconcile(namespace, name)
+    """Schedule; a pod that must wait hands its retry to the one sweep key.
+
+    A timer per backing-off pod would cost a message and a reconcile per pod every few
+    seconds (a thousand unschedulable pods: a hundred reconciles a second, all failing the
+    same way); one sweep at the earliest due time tries every due pod in one batch, and
+    reschedules itself for the next (``Scheduler._next_due``).
+    """
+    again = scheduler.get().reconcile(namespace, name)
+    if again is None or (namespace, name) == scheduler.SWEEP or again <= scheduler.BUSY_SECONDS:
+        return again
+    from clusterapi.controllers.tasks import enqueue
+
+    enqueue(CONTROLLER, *scheduler.SWEEP, delay=again)
+    return None
 
 
 def _waiting_for_us(obj: Obj) -> bool:

@@ -154,6 +154,12 @@ class Scheduler:
             self.cache.sync()
             return self._batch(limit=limit, budget=budget, keep_outcomes=keep_outcomes)
 
+    def _next_due(self) -> float | None:
+        """Seconds until the first pending pod may be tried again (None: nothing pending)."""
+        moves = self.cache.moves
+        waits = [self.queue.retry_in(pod, moves) for pod in self.cache.pending.values()]
+        return max(min(waits), CONTINUE_SECONDS) if waits else None
+
     def reconcile(self, namespace: str, name: str) -> float | None:
         """The controller's reconcile: schedule what is pending; when to look again."""
         if not self.lock.acquire(blocking=False):
@@ -172,7 +178,7 @@ class Scheduler:
             if result.remaining:
                 return CONTINUE_SECONDS
             if key == SWEEP:
-                return None
+                return self._next_due()
             pod = self.cache.pending.get(key)
             if pod is None:
                 return None

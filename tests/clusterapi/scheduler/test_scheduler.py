@@ -164,17 +164,30 @@ def test_the_cache_sees_pods_that_leave_and_frees_their_room(
 
 
 def test_the_controller_reconciles_pods_and_sweeps(
-    sched: Scheduler, add_node: Callable[..., Obj], add_pod: Callable[..., Obj]
+    sched: Scheduler,
+    add_node: Callable[..., Obj],
+    add_pod: Callable[..., Obj],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from clusterapi.controllers import tasks
+
+    later: list[tuple[str, str, float]] = []
+    monkeypatch.setattr(
+        tasks, "enqueue", lambda c, ns, name, delay=0.0, **_: later.append((ns, name, delay))
+    )
     add_node("n1", cpu="1")
     add_pod("a", cpu="600m")
     add_pod("b", cpu="600m")
     again = scheduler_controller.reconcile(NS, "a")  # one reconcile schedules the batch
     assert again is None
     assert get_pod("a")["spec"]["nodeName"] == "n1"
-    # b did not fit: its own reconcile asks to come back after its backoff.
-    delay = scheduler_controller.reconcile(NS, "b")
-    assert delay is not None and 0 < delay <= FLUSH_SECONDS
+    # b did not fit: its retry after the backoff is handed to the one sweep key, not a
+    # timer of its own; the sweep then reschedules itself while anything waits.
+    assert scheduler_controller.reconcile(NS, "b") is None
+    [(ns, name, delay)] = later
+    assert (ns, name) == SWEEP and 0 < delay <= FLUSH_SECONDS
+    sweep_again = scheduler_controller.reconcile(*SWEEP)
+    assert sweep_again is not None and 0 < sweep_again <= FLUSH_SECONDS
     # A node joining wakes the sweep, which schedules b once its backoff is over.
     node = add_node("n2", cpu="1")
     assert scheduler_controller.CONTROLLER.keys_for("Node", node) == [SWEEP]
