@@ -203,7 +203,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 BERTH_CONTROLLERS_ENABLED = os.environ.get("BERTH_CONTROLLERS", "1") == "1"
 # Committed changes are handed to the workers in batches, one message per this many seconds
 # at most (clusterapi/controllers/wakeups.py); 0 sends each at once (unit tests).
-BERTH_WAKE_BATCH_SECONDS = float(os.environ.get("BERTH_WAKE_BATCH_SECONDS", "0.02"))
+BERTH_WAKE_BATCH_SECONDS = float(os.environ.get("BERTH_WAKE_BATCH_SECONDS", "0.05"))
 
 # The cache holds the controllers' pending-task marks (shared by API servers and workers).
 CACHES = {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import timedelta
 from typing import Any
 
 import jsonpatch
+from django.db import connection
+from django.db.models import Field
 from django.utils import timezone
 
 from clusterapi.audit.models import AuditEvent
@@ -53,23 +56,43 @@ def record(
     source_ip: str = "",
     user_agent: str = "",
 ) -> None:
-    AuditEvent.objects.create(
-        timestamp=timezone.now(),
-        user=user,
-        groups=list(groups),
-        impersonator=impersonator,
-        verb=verb,
-        api_group=api_group,
-        resource=resource,
-        subresource=subresource,
-        namespace=namespace,
-        name=name,
-        request_uri=request_uri[:4000],
-        code=code,
-        diff=change,
-        source_ip=source_ip,
-        user_agent=user_agent[:255],
-    )
+    values = {
+        "timestamp": timezone.now(),
+        "user": user,
+        "groups": list(groups),
+        "impersonator": impersonator,
+        "verb": verb,
+        "api_group": api_group,
+        "resource": resource,
+        "subresource": subresource,
+        "namespace": namespace,
+        "name": name,
+        "request_uri": request_uri[:4000],
+        "code": code,
+        "diff": change,
+        "source_ip": source_ip,
+        "user_agent": user_agent[:255],
+    }
+    # One fixed INSERT with each value prepared by its model field (JSON, timestamps), as
+    # the ORM would; building the statement through a model save was a quarter of the
+    # server time of an API create (every create is audited).
+    params = [_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_statement(tuple(values)), params)
+
+
+def _field(name: str) -> Field[Any, Any]:
+    field = AuditEvent._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field
+
+
+@functools.cache
+def _insert_statement(fields: tuple[str, ...]) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(_field(f).column)) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
 
 
 def retention() -> timedelta:

@@ -5,7 +5,7 @@ from there cost about a third of an API create (building and publishing the mess
 burst of writes (a ReplicaSet creating 500 pods, the scheduler binding them) sent one message
 each. Instead the revision of the change joins a per-process buffer, and a flusher thread
 sends what accumulated as one ``berth.dispatch_changes`` task at most every
-``BERTH_WAKE_BATCH_SECONDS`` (20 ms by default). The worker reads those changes from the
+``BERTH_WAKE_BATCH_SECONDS`` (50 ms by default). The worker reads those changes from the
 change log and maps each to the controllers' keys (``tasks.dispatch_changes``).
 
 A wake-up is a hint, never the only way to convergence: one lost with a crashed process or
