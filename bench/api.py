@@ -878,6 +878,16 @@ def _phases(args: argparse.Namespace, bench: Bench, server: LiveServer) -> dict[
     _log(f"creates: closed loop {args.duration}s")
     with bench.profiled("creates"):
         out["creates"] = bench.closed_loop(create_pod("bench-create", "c-"), seconds=args.duration)
+    # The created pods wait for a node that never comes (there are none): the scheduler
+    # would keep retrying them through every later phase. They are not needed any more.
+    cleanup = bench.client()
+    status, body = cleanup.request(
+        "DELETE", "/api/v1/namespaces/bench-create/pods?gracePeriodSeconds=0"
+    )
+    cleanup.close()
+    if status != 200:
+        raise RuntimeError(f"cannot delete the created pods: {status} {body[:200]!r}")
+    bench.settle("fill")
 
     _log(f"filling {args.pods} pods")
     out["fill"] = bench.closed_loop(create_pod("bench-list", "p-", FILL_SCHEDULER), count=args.pods)
