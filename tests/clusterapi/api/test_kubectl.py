@@ -41,7 +41,8 @@ NS = "kubectl-e2e"
 Obj = dict[str, Any]
 # The kinds whose objects are stored and read back (the access and token reviews are
 # create-only: they answer a question and keep nothing).
-STORED_KINDS = tuple(k for k in KINDS if "get" in k.verbs)
+# Computed kinds (metrics) are read-only and covered by their own tests.
+STORED_KINDS = tuple(k for k in KINDS if "get" in k.verbs and not k.reader)
 # The output formats every kind is read back in, as ``kubectl get`` arguments.
 FORMATS: dict[str, tuple[str, ...]] = {
     "table": (),
@@ -1125,12 +1126,14 @@ def test_get_watch_prints_changes_made_meanwhile(kubectl: Kubectl, tmp_path: Pat
         watcher.wait(timeout=10)
     assert seen[0] == ["EVENT", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     events = [row[:2] for row in seen[1:]]
-    # The control loops may also touch the pod (e.g. the scheduler's condition): extra
-    # MODIFIED events are fine; order and the end points are what the watch must get right.
-    assert events[:2] == [["ADDED", "seed"], ["ADDED", "mover"]]
-    assert ["MODIFIED", "mover"] in events[2:-1]
-    assert events[-1] == ["DELETED", "mover"]
-    assert all(name == "mover" and kind == "MODIFIED" for kind, name in events[2:-1])
+    # The control loops may also touch the pods (e.g. the scheduler's condition on either
+    # pod, on its retries): extra MODIFIED events are fine; order and the end points are
+    # what the watch must get right.
+    assert events[0] == ["ADDED", "seed"]
+    movers = [kind for kind, name in events if name == "mover"]
+    assert movers[0] == "ADDED" and movers[-1] == "DELETED"
+    assert "MODIFIED" in movers[1:-1] and set(movers[1:-1]) == {"MODIFIED"}
+    assert all(kind == "MODIFIED" for kind, name in events[1:] if name == "seed")
 
 
 # --- explain ----------------------------------------------------------------------------------
