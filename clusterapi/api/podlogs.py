@@ -136,6 +136,35 @@ def _node_key(node: str) -> bytes:
     return key_from_digest(credential.digest)
 
 
+def agent_endpoint(pod: store.objects.Obj, serves: str) -> tuple[str, str, int, bytes]:
+    """The node of a scheduled pod and its agent's endpoint: (node, address, port, signing
+    key). 400 for a pod without a node; 503 when the node is gone or publishes no endpoint
+    (``serves`` names what was asked for: container logs, streams)."""
+    from clusterapi.resources import by_kind
+
+    nodes = by_kind("v1", "Node")
+    assert nodes is not None
+    name = str(pod["metadata"]["name"])
+    node_name = str((pod.get("spec") or {}).get("nodeName") or "")
+    if not node_name:
+        raise errors.bad_request(f"pod {name} does not have a host assigned")
+    try:
+        node = store.get(nodes, "", node_name)
+    except ApiError:
+        raise _service_unavailable(f'node "{node_name}" of pod {name} is gone') from None
+    status = node.get("status") or {}
+    port = int(
+        ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
+    )
+    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or ()}
+    address = str(addresses.get("InternalIP") or addresses.get("ExternalIP") or "")
+    if not port or not address:
+        raise _service_unavailable(
+            f'node "{node_name}" serves no {serves} (its agent publishes no endpoint)'
+        )
+    return node_name, address, port, _node_key(node_name)
+
+
 def _plan(request: HttpRequest, namespace: str, name: str) -> Plan | HttpResponseBase:
     """Authorize and look everything up (blocking: runs on the thread pool)."""
     from clusterapi.api.views import admit_request, audit_request, unauthorized
@@ -149,29 +178,11 @@ def _plan(request: HttpRequest, namespace: str, name: str) -> Plan | HttpRespons
                 audit_request(request, 401)
                 return unauthorized()
             options = _options(request)
-            pods, nodes = by_kind("v1", "Pod"), by_kind("v1", "Node")
-            assert pods is not None and nodes is not None
+            pods = by_kind("v1", "Pod")
+            assert pods is not None
             pod = store.get(pods, namespace, name)
             container = _container(pod, name, request.GET.get("container", ""))
-            node_name = str((pod.get("spec") or {}).get("nodeName") or "")
-            if not node_name:
-                raise errors.bad_request(f"pod {name} does not have a host assigned")
-            try:
-                node = store.get(nodes, "", node_name)
-            except ApiError:
-                raise _service_unavailable(f'node "{node_name}" of pod {name} is gone') from None
-            status = node.get("status") or {}
-            port = int(
-                ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-                or 0
-            )
-            addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or ()}
-            address = addresses.get("InternalIP") or addresses.get("ExternalIP")
-            if not port or not address:
-                raise _service_unavailable(
-                    f'node "{node_name}" serves no container logs (its agent publishes no endpoint)'
-                )
-            key = _node_key(node_name)
+            node_name, address, port, key = agent_endpoint(pod, "container logs")
         except ApiError as exc:
             audit_request(request, exc.code)
             return error_response(exc)

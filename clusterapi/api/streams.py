@@ -152,7 +152,7 @@ _FLAGS = ("stdin", "stdout", "stderr", "tty")
 
 def plan(request: HttpRequest, namespace: str, name: str, subresource: str) -> Plan | HttpResponse:
     """Authenticate, authorize (``get`` and ``create``), validate and look everything up."""
-    from clusterapi.api.podlogs import _container, _node_key, _service_unavailable
+    from clusterapi.api.podlogs import _container, agent_endpoint
     from clusterapi.api.views import admit_request, audit_request, unauthorized
     from clusterapi.rbac import authorize, forbidden_error
     from clusterapi.resources import by_kind
@@ -171,8 +171,8 @@ def plan(request: HttpRequest, namespace: str, name: str, subresource: str) -> P
                 raise forbidden_error(creating, decision.reason)
             request.berth_attributes = creating  # type: ignore[attr-defined]
             options = _options(request, subresource)
-            pods, nodes = by_kind("v1", "Pod"), by_kind("v1", "Node")
-            assert pods is not None and nodes is not None
+            pods = by_kind("v1", "Pod")
+            assert pods is not None
             pod = store.get(pods, namespace, name)
             phase = str((pod.get("status") or {}).get("phase") or "")
             if phase in ("Succeeded", "Failed"):
@@ -183,25 +183,7 @@ def plan(request: HttpRequest, namespace: str, name: str, subresource: str) -> P
             container = ""
             if subresource != "portforward":
                 container = _container(pod, name, request.GET.get("container", ""))
-            node_name = str((pod.get("spec") or {}).get("nodeName") or "")
-            if not node_name:
-                raise errors.bad_request(f"pod {name} does not have a host assigned")
-            try:
-                node = store.get(nodes, "", node_name)
-            except ApiError:
-                raise _service_unavailable(f'node "{node_name}" of pod {name} is gone') from None
-            status = node.get("status") or {}
-            port = int(
-                ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-                or 0
-            )
-            addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or ()}
-            address = str(addresses.get("InternalIP") or addresses.get("ExternalIP") or "")
-            if not port or not address:
-                raise _service_unavailable(
-                    f'node "{node_name}" serves no streams (its agent publishes no endpoint)'
-                )
-            key = _node_key(node_name)
+            node_name, address, port, key = agent_endpoint(pod, "streams")
         except ApiError as exc:
             audit_request(request, exc.code)
             return error_response(exc)
