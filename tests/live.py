@@ -17,6 +17,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import yaml
 
@@ -298,17 +299,22 @@ class RedisServer:
 
 
 @dataclass
-class SimulatedAgent:
-    """``manage.py nodeagent --runtime simulated``: ``nodes`` fake nodes joined to ``server``
-    with a fresh bootstrap token, named ``<name>-0`` … ``<name>-<nodes-1>``."""
+class AgentProcess:
+    """``manage.py nodeagent`` joined to ``server`` with a fresh bootstrap token; its output
+    goes to ``agent-<name>.log`` in the server's data directory."""
 
     server: LiveServer
-    nodes: int = 3
-    name: str = "sim"
-    pod_start_delay: float = 0.2
+    name: str = "proc"
+    runtime: str = "process"
+    # Further nodeagent options (``--port 0``, ``--data-dir``, ...).
+    options: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> SimulatedAgent:
+    def arguments(self) -> list[str]:
+        return ["--name", self.name, "--runtime", self.runtime, *self.options]
+
+    def start(self) -> Self:
         token = self.server.manage("token", "create", "--description", "e2e agent")
         log = open(self.server.data_dir / f"agent-{self.name}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -320,21 +326,12 @@ class SimulatedAgent:
                 self.server.url,
                 "--token",
                 token.strip().splitlines()[-1],
-                "--name",
-                self.name,
-                "--runtime",
-                "simulated",
-                "--nodes",
-                str(self.nodes),
                 "--ca-file",
                 str(self.server.ca_file),
-                "--lease-renew-interval",
-                "2",
-                "--pod-start-delay",
-                str(self.pod_start_delay),
+                *self.arguments(),
             ],
             cwd=ROOT,
-            env=self.server.env,
+            env={**self.server.env, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -348,10 +345,31 @@ class SimulatedAgent:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@dataclass
+class SimulatedAgent(AgentProcess):
+    """``nodes`` simulated nodes in one agent, named ``<name>-0`` … ``<name>-<nodes-1>``."""
+
+    name: str = "sim"
+    runtime: str = "simulated"
+    nodes: int = 3
+    pod_start_delay: float = 0.2
+
+    def arguments(self) -> list[str]:
+        return [
+            *super().arguments(),
+            "--nodes",
+            str(self.nodes),
+            "--lease-renew-interval",
+            "2",
+            "--pod-start-delay",
+            str(self.pod_start_delay),
+        ]
 
 
 def child_processes(pid: int) -> dict[int, str]:

@@ -8,7 +8,6 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.clusterapi.nodeagent.test_kubectl_process import apply, pod, wait_for
-from tests.live import KUBECTL, ROOT, Kubectl, LiveServer
+from tests.live import KUBECTL, AgentProcess, Kubectl, LiveServer
 
 pytestmark = pytest.mark.e2e
 
@@ -25,43 +24,16 @@ NODE = "proc"
 
 
 @pytest.fixture(scope="module")
-def agent(live_server_berth: LiveServer, kubectl: Kubectl) -> Iterator[subprocess.Popen[bytes]]:
+def agent(live_server_berth: LiveServer, kubectl: Kubectl) -> Iterator[AgentProcess]:
     server = live_server_berth
-    token = server.manage("token", "create", "--description", "e2e").strip().splitlines()[-1]
-    log = open(server.data_dir / "agent-proc.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "nodeagent",
-            "--server",
-            server.url,
-            "--token",
-            token,
-            "--name",
-            NODE,
-            "--runtime",
-            "process",
-            "--ca-file",
-            str(server.ca_file),
-            "--port",
-            "0",
-            "--data-dir",
-            str(server.data_dir / "node-proc"),
-            "--lease-renew-interval",
-            "2",
-        ],
-        cwd=ROOT,
-        env=server.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    options = ("--port", "0", "--data-dir", str(server.data_dir / "node-proc"))
+    process = AgentProcess(server, NODE, options=(*options, "--lease-renew-interval", "2"))
+    process.start()
     try:
         wait_for(lambda: _node_ready(kubectl), 60, "the process node Ready")
         yield process
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.stop()
 
 
 def _node_ready(kubectl: Kubectl) -> bool:

@@ -7,16 +7,13 @@ within a few seconds of a pod starting.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.live import ROOT, Kubectl, LiveServer, SimulatedAgent
+from tests.live import AgentProcess, Kubectl, LiveServer, SimulatedAgent
 
 pytestmark = pytest.mark.e2e
 
@@ -70,34 +67,8 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 @pytest.fixture(scope="module")
 def process_agent(live_server_berth: LiveServer, kubectl: Kubectl) -> Iterator[None]:
     server = live_server_berth
-    token = server.manage("token", "create", "--description", "top").strip().splitlines()[-1]
-    log_path: Path = server.data_dir / "agent-top.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "manage.py"),
-                "nodeagent",
-                "--server",
-                server.url,
-                "--token",
-                token,
-                "--name",
-                NODE,
-                "--runtime",
-                "process",
-                "--ca-file",
-                str(server.ca_file),
-                "--port",
-                "0",
-                "--data-dir",
-                str(server.data_dir / "node-top"),
-            ],
-            cwd=ROOT,
-            env=server.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    options = ("--port", "0", "--data-dir", str(server.data_dir / "node-top"))
+    process = AgentProcess(server, NODE, options=options).start()
     try:
         wait_for(
             lambda: kubectl.run("get", "node", NODE, check=False).returncode == 0,
@@ -106,8 +77,7 @@ def process_agent(live_server_berth: LiveServer, kubectl: Kubectl) -> Iterator[N
         )
         yield
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.stop()
 
 
 @pytest.fixture(scope="module")

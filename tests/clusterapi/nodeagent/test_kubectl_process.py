@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.live import KUBECTL, ROOT, Kubectl, LiveServer
+from tests.live import KUBECTL, AgentProcess, Kubectl, LiveServer
 
 pytestmark = pytest.mark.e2e
 
@@ -24,43 +23,21 @@ STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
 
 
 @pytest.fixture(scope="module")
-def agent(live_server_berth: LiveServer, kubectl: Kubectl) -> Iterator[subprocess.Popen[bytes]]:
+def agent(live_server_berth: LiveServer, kubectl: Kubectl) -> Iterator[AgentProcess]:
     server = live_server_berth
-    token = server.manage("token", "create", "--description", "e2e").strip().splitlines()[-1]
-    log = open(server.data_dir / "agent-proc.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "nodeagent",
-            "--server",
-            server.url,
-            "--token",
-            token,
-            "--name",
-            NODE,
-            "--runtime",
-            "process",
-            "--ca-file",
-            str(server.ca_file),
-            "--port",
-            "0",
-            "--data-dir",
-            str(server.data_dir / "node-proc"),
-            "--lease-renew-interval",
-            "2",
-        ],
-        cwd=ROOT,
-        env={**server.env, "BERTH_BACKOFF_BASE_SECONDS": "0.5"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    options = ("--port", "0", "--data-dir", str(server.data_dir / "node-proc"))
+    process = AgentProcess(
+        server,
+        NODE,
+        options=(*options, "--lease-renew-interval", "2"),
+        env={"BERTH_BACKOFF_BASE_SECONDS": "0.5"},
     )
+    process.start()
     try:
         wait_for(lambda: node_ready(kubectl), 60, "the process node Ready")
         yield process
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.stop()
 
 
 def node_ready(kubectl: Kubectl) -> bool:
