@@ -97,7 +97,9 @@ def _database() -> dict[str, object]:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets readers run beside the single writer; IMMEDIATE transactions take the write
         # lock up front so two writers queue on busy_timeout instead of failing with
-        # "database is locked" when one upgrades from a read lock.
+        # "database is locked" when one upgrades from a read lock. Within the process, writers
+        # queue on a lock instead of SQLite's sleeping busy handler (clusterapi.store.sqlite).
+        config["ENGINE"] = "clusterapi.store.sqlite"
         config["OPTIONS"] = {
             "timeout": 30,
             "transaction_mode": "IMMEDIATE",
