@@ -272,6 +272,7 @@ def dispatch_changes(revisions: list[int]) -> int:
     """Map committed changes (by revision, read from the change log) to the controllers'
     keys and enqueue them; returns how many keys. Changes already compacted away are
     skipped: the resync covers them."""
+    from clusterapi import store
     from clusterapi.controllers import dispatch
     from clusterapi.core.models import Change
 
@@ -284,9 +285,11 @@ def dispatch_changes(revisions: list[int]) -> int:
             .order_by("revision")
             .values_list("data", flat=True)
         )
-        for data in rows:
-            obj = orjson.loads(data)
-            count += dispatch(str(obj.get("kind", "")), obj)
+        # The mappers of one part list the same owners and budgets again and again.
+        with store.shared_lists():
+            for data in list(rows):
+                obj = orjson.loads(data)
+                count += dispatch(str(obj.get("kind", "")), obj)
     return count
 
 

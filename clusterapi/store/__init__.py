@@ -29,6 +29,7 @@ from clusterapi.store.objects import (
     guaranteed_update,
     list_objects,
     now,
+    shared_lists,
     update,
 )
 
@@ -45,5 +46,6 @@ __all__ = [
     "guaranteed_update",
     "list_objects",
     "now",
+    "shared_lists",
     "update",
 ]

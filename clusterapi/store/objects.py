@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -191,6 +193,30 @@ def _decode_continue(token: str) -> tuple[int, str, str]:
         raise errors.bad_request(f"invalid continue token: {exc}") from exc
 
 
+# Plain listings (a kind, or one namespace of it) read once per ``shared_lists`` block.
+_SHARED_LISTS: contextvars.ContextVar[dict[tuple[str, str, str | None], ListResult] | None] = (
+    contextvars.ContextVar("berth_shared_lists", default=None)
+)
+
+
+@contextlib.contextmanager
+def shared_lists() -> Iterator[None]:
+    """Within the block, a plain listing of a kind or of one of its namespaces (no filter, no
+    page) is read from the database once and shared.
+
+    For the controllers' change dispatcher: mapping a batch of 500 pod changes asked the
+    store 500 times which ReplicaSets and budgets the namespace holds. Every change of the
+    batch was committed before the block starts, so the first read sees them all; a listing
+    can only be newer than the changes it is matched against, never older. Callers must not
+    modify what they get (the objects are shared).
+    """
+    token = _SHARED_LISTS.set({})
+    try:
+        yield
+    finally:
+        _SHARED_LISTS.reset(token)
+
+
 def list_objects(
     kind: Kind,
     namespace: str | None = None,
@@ -208,6 +234,17 @@ def list_objects(
     whose revision has been compacted away is 410 Gone, as upstream. ``table_rows`` also
     reads the Table row kept with each object (``ListResult.table_rows``).
     """
+    shared = _SHARED_LISTS.get()
+    plain = match is None and name is None and not (limit or continue_token or table_rows)
+    if shared is not None and plain:
+        key = (kind.group, kind.plural, namespace if namespace and kind.namespaced else None)
+        if key not in shared:
+            unshared = _SHARED_LISTS.set(None)
+            try:
+                shared[key] = list_objects(kind, namespace)
+            finally:
+                _SHARED_LISTS.reset(unshared)
+        return shared[key]
     revision = current_revision()
     scope = namespace if namespace and kind.namespaced else None
     after: tuple[str, str] | None = None

@@ -615,6 +615,27 @@ def test_list_pages_with_continue_tokens(ns: str) -> None:
     assert [o["metadata"]["name"] for o in second.objects()] == ["cm-1"]
 
 
+def test_shared_lists_read_a_plain_listing_once_per_block(
+    ns: str, django_assert_num_queries: Any
+) -> None:
+    store.create(CONFIGMAP, configmap("first"), namespace=ns)
+    with store.shared_lists():
+        with django_assert_num_queries(2):  # the revision, then the rows
+            first = store.list_objects(CONFIGMAP, ns)
+        with django_assert_num_queries(0):
+            again = store.list_objects(CONFIGMAP, ns)
+        assert again is first
+        # Filtered, paged and other-scope listings are read as usual.
+        assert store.list_objects(CONFIGMAP, ns, limit=1).objects()[0]["metadata"]["name"] == (
+            "first"
+        )
+        assert store.list_objects(CONFIGMAP).objects() == first.objects()
+    # Outside the block every listing is fresh.
+    store.create(CONFIGMAP, configmap("second"), namespace=ns)
+    names = [o["metadata"]["name"] for o in store.list_objects(CONFIGMAP, ns).objects()]
+    assert names == ["first", "second"]
+
+
 def test_list_rejects_a_malformed_continue_token() -> None:
     with pytest.raises(ApiError) as bad:
         store.list_objects(CONFIGMAP, continue_token="not a token")
