@@ -28,11 +28,11 @@ import bcrypt
 import pytest
 import yaml
 
+from tests.dashboard.browser import submit_password
 from tests.live import Kubectl, LiveServer, free_port
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "ext-pass-7"
 CLIENT_SECRET = "berth-b-secret-0123456789"
 CONNECTOR_NAME = "Berth A"
@@ -153,31 +153,6 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instances]:
             server.stop()
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing (tests/run installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    """A fresh browser profile per test; the instances' self-signed CAs are not trusted."""
-    context = chromium.new_context(ignore_https_errors=True)
-    context.set_default_timeout(20_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
 def record_requests(page: Any) -> list[str]:
     """Every URL the page requests from now on, redirects included."""
     seen: list[str] = []
@@ -198,9 +173,7 @@ def arrive(page: Any, url: str, *servers: LiveServer) -> None:
 def log_in_at_a(page: Any, instances: Instances) -> None:
     """A has one connector (its password database): its login form comes straight up."""
     page.wait_for_url(re.compile(rf"^{re.escape(instances.a_url)}/dex/auth/local\?req="))
-    page.fill("#login", "ext@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("#submit-login")
+    submit_password(page, "ext@example.com", PASSWORD)
 
 
 def test_b_dashboard_logs_in_at_a_as_its_external_issuer(page: Any, instances: Instances) -> None:

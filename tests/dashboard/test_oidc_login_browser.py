@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import bcrypt
@@ -18,11 +17,11 @@ import pytest
 import yaml
 
 from tests.clusterapi.identity import slapd as ldap_directory
+from tests.dashboard.browser import submit_password
 from tests.live import Kubectl, LiveServer
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 STATIC_PASSWORD = "static-pass-9"
 
 
@@ -87,31 +86,6 @@ def admin(berth: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Kubect
     return kubectl
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing (tests/run installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    """A fresh browser profile per test; the server's self-signed CA is not trusted."""
-    context = chromium.new_context(ignore_https_errors=True)
-    context.set_default_timeout(20_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
 def log_in(page: Any, berth: LiveServer, connector: str, username: str, password: str) -> None:
     """Open the dashboard, pick the connector on the issuer's page, submit the password."""
     page.goto(f"{berth.url}/ui/")
@@ -119,9 +93,7 @@ def log_in(page: Any, berth: LiveServer, connector: str, username: str, password
     page.wait_for_url(re.compile(r"/dex/auth\?"))
     page.get_by_role("link", name=f"Log in with {connector}").click()
     page.wait_for_url(re.compile(r"/dex/auth/[^?]+\?req="))
-    page.fill("#login", username)
-    page.fill("#password", password)
-    page.click("#submit-login")
+    submit_password(page, username, password)
 
 
 def test_a_static_user_logs_in_through_the_issuer_and_out_again(
