@@ -107,17 +107,20 @@ class ChangeFeed:
                 close_old_connections()
 
     def _drain(self) -> None:
-        from clusterapi.core.models import Change
+        from clusterapi.store import sql
 
         while True:
             assert self._position is not None
-            rows = list(
-                Change.objects.filter(revision__gt=self._position)
-                .order_by("revision")
-                .values_list(
-                    "revision", "type", "group", "resource", "namespace", "name", "data", "previous"
-                )[:_BATCH]
-            )
+            if not self._subscribers:
+                # Nobody to hand rows to (an API process without watches, a burst of
+                # creates): move past them without reading them. A subscriber that comes in
+                # meanwhile starts at the old position and gets the rows the usual way.
+                latest = sql.latest_change()
+                with self._lock:
+                    if not self._subscribers:
+                        self._position = max(self._position, latest)
+                        return
+            rows = sql.select_changes(self._position, _BATCH)
             if not rows:
                 return
             events = [Event(*row) for row in rows]
@@ -139,10 +142,9 @@ class ChangeFeed:
 
 
 def _latest_revision() -> int:
-    from clusterapi.core.models import Change
+    from clusterapi.store import sql
 
-    latest = Change.objects.order_by("-revision").values_list("revision", flat=True).first()
-    return int(latest or 0)
+    return sql.latest_change()
 
 
 _feed = ChangeFeed()

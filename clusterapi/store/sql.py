@@ -37,6 +37,11 @@ _UPDATE_RESOURCE = (
 )
 _TABLE_ROW, _NO_TABLE_ROW = "table_row", "''"
 _DELETE_RESOURCE = f"DELETE FROM {_RESOURCE} WHERE id = %s AND revision = %s"
+_SELECT_CHANGES = (
+    f'SELECT revision, type, "group", resource, namespace, name, data, previous FROM {_CHANGE} '
+    "WHERE revision > %s ORDER BY revision LIMIT %s"
+)
+_LATEST_CHANGE = f"SELECT MAX(revision) FROM {_CHANGE}"
 _INSERT_CHANGE = (
     f'INSERT INTO {_CHANGE} (revision, "group", resource, namespace, name, type, data, previous) '
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
@@ -172,3 +177,19 @@ def count_after(group: str, resource: str, namespace: str | None, after: tuple[s
         cursor.execute(statement, params)
         found = cursor.fetchone()
     return int(found[0]) if found else 0
+
+
+def select_changes(after: int, limit: int) -> list[tuple[int, str, str, str, str, str, str, str]]:
+    """Change-log rows after a revision, oldest first: (revision, type, group, resource,
+    namespace, name, data, previous)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SELECT_CHANGES, (after, limit))
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def latest_change() -> int:
+    """The newest revision in the change log (0 when it is empty)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LATEST_CHANGE)
+        found = cursor.fetchone()
+    return int(found[0] or 0) if found else 0
