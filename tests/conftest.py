@@ -14,6 +14,17 @@ from tests.live import Kubectl, LiveServer
 os.environ.setdefault("BERTH_CONTROLLERS", "0")
 
 
+@pytest.fixture(autouse=True)
+def fresh_snapshots() -> Iterator[None]:
+    """In-memory snapshots of small kinds (``clusterapi.store.snapshots``) start empty in every
+    test: a test's rolled-back writes must not be served to the next one."""
+    from clusterapi.store import snapshots
+
+    snapshots.forget_all()
+    yield
+    snapshots.forget_all()
+
+
 @pytest.fixture(scope="module")
 def live_server_berth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A running Berth (``manage.py up``) with its own data directory and port."""

@@ -133,7 +133,12 @@ def _after_commit(kind: Kind, obj: Obj) -> None:
 
     transaction.on_commit(watch.notify)
     from clusterapi import controllers
+    from clusterapi.store import snapshots
 
+    # Stale now, for reads later in this transaction (and in tests, whose transactions never
+    # commit), and again at commit, for threads that re-read meanwhile.
+    snapshots.changed(kind)
+    transaction.on_commit(lambda: snapshots.changed(kind))
     if kind.group == "rbac.authorization.k8s.io":
         from clusterapi.rbac import authorizer
 

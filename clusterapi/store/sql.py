@@ -42,6 +42,8 @@ _SELECT_CHANGES = (
     "WHERE revision > %s ORDER BY revision LIMIT %s"
 )
 _LATEST_CHANGE = f"SELECT MAX(revision) FROM {_CHANGE}"
+_LATEST_CHANGE_OF = f'SELECT MAX(revision) FROM {_CHANGE} WHERE resource = %s AND "group" = %s'
+
 _INSERT_CHANGE = (
     f'INSERT INTO {_CHANGE} (revision, "group", resource, namespace, name, type, data, previous) '
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
@@ -191,5 +193,13 @@ def latest_change() -> int:
     """The newest revision in the change log (0 when it is empty)."""
     with connection.cursor() as cursor:
         cursor.execute(_LATEST_CHANGE)
+        found = cursor.fetchone()
+    return int(found[0] or 0) if found else 0
+
+
+def latest_change_of(group: str, resource: str) -> int:
+    """The newest change-log revision of one kind (0 when none is kept)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LATEST_CHANGE_OF, (resource, group))
         found = cursor.fetchone()
     return int(found[0] or 0) if found else 0

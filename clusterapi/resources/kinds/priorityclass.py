@@ -105,9 +105,10 @@ KIND = Kind(
 
 
 def _classes() -> list[Obj]:
-    from clusterapi import store
+    # Every new pod asks; the classes change rarely (``clusterapi.store.snapshots``).
+    from clusterapi.store import snapshots
 
-    return store.list_objects(KIND).objects()
+    return snapshots.of(KIND).objects()
 
 
 def default_class() -> Obj | None:
