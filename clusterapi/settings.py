@@ -213,10 +213,10 @@ CACHES = {
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
         else {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            # Django's file cache, culled once a minute rather than per write.
+            "BACKEND": "clusterapi.filecache.FileCache",
             "LOCATION": str(DATA_DIR / "cache"),
-            # Pending marks expire by themselves; culling would list the directory per write.
-            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     )
 }
