@@ -2,6 +2,8 @@
 
 The store calls ``admit`` on each create and update, after the kind's defaulting:
 
+0. mutating plugins, for every writer (``MUTATING_PLUGINS``): ``serviceaccount`` gives a new
+   pod its service account and the projected volume with its token;
 1. ``validation``: the object against the kind's kubernetes-validate schema (unknown fields
    are rejected, warned about or dropped according to the request's ``fieldValidation``;
    mistyped fields are 422 Invalid with field paths), quantities canonicalised, names, labels
@@ -17,12 +19,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clusterapi.admission import rbac
+from clusterapi.admission import rbac, serviceaccount
 from clusterapi.admission.validation import validate_object
 from clusterapi.resources.registry import Kind
 
 Obj = dict[str, Any]
 UserPlugin = Callable[[Kind, Obj, "Obj | None", Any, str], None]
+MutatingPlugin = Callable[[Kind, Obj, "Obj | None"], None]
+
+# Mutations come first, so that validation sees (and checks) what they added, as upstream
+# runs mutating admission before validating admission.
+MUTATING_PLUGINS: tuple[MutatingPlugin, ...] = (serviceaccount.admit,)
 
 USER_PLUGINS: tuple[UserPlugin, ...] = (rbac.admit_user,)
 
@@ -37,6 +44,8 @@ def admit(
     subresource: str = "",
 ) -> list[str]:
     """Validate and admit ``obj``; returns warnings, raises ``ApiError`` when rejected."""
+    for mutate in MUTATING_PLUGINS:
+        mutate(kind, obj, old)
     warnings = validate_object(kind, obj, old, field_validation=field_validation)
     rbac.admit_any(kind, obj, old)
     if user is not None:
@@ -51,4 +60,4 @@ def admit_delete(kind: Kind, old: Obj, user: Any) -> None:
         rbac.admit_delete(kind, old, user)
 
 
-__all__ = ["USER_PLUGINS", "admit", "admit_delete"]
+__all__ = ["MUTATING_PLUGINS", "USER_PLUGINS", "admit", "admit_delete"]

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from clusterapi.controllers import (
     aggregation,
+    configmap,
     cronjob,
     daemonset,
     deployment,
@@ -54,6 +55,7 @@ CONTROLLERS: tuple[Controller, ...] = (
     garbagecollector.CONTROLLER,
     nodelifecycle.CONTROLLER,
     serviceaccount.CONTROLLER,
+    configmap.CONTROLLER,
 )
 BY_NAME: dict[str, Controller] = {c.name: c for c in CONTROLLERS}
 

@@ -3,7 +3,7 @@
 As upstream's ``serviceaccounts-controller``: the account is created when a namespace appears
 and again whenever it is deleted (a ServiceAccount change wakes its namespace); a Terminating
 namespace is left alone, since its contents are being removed. Pods without
-``serviceAccountName`` get ``default`` at create (``clusterapi.resources.kinds.pod``).
+``serviceAccountName`` get ``default`` at create (``clusterapi.admission.serviceaccount``).
 """
 
 from __future__ import annotations

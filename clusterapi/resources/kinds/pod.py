@@ -31,7 +31,8 @@ def _defaults(obj: Obj) -> None:
     if not (obj.get("metadata") or {}).get("resourceVersion"):
         # On create only: upstream's Priority admission resolves spec.priorityClassName.
         priorityclass.admit_pod(obj)
-        _default_service_account(obj["spec"])
+        # The service account is defaulted (and its token mounted) by admission:
+        # clusterapi.admission.serviceaccount.
         _default_toleration_seconds(obj["spec"])
     _mark_scheduled(obj["spec"], status)
 
@@ -39,13 +40,6 @@ def _defaults(obj: Obj) -> None:
 # The DefaultTolerationSeconds admission plugin's defaults (its flags' defaults, 300 s).
 DEFAULT_TOLERATION_SECONDS = 300
 _DEFAULT_TOLERATION_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
-
-
-def _default_service_account(spec: Obj) -> None:
-    """The ServiceAccount admission plugin's default: ``serviceAccountName: default``."""
-    if not spec.get("serviceAccountName"):
-        spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
-    spec.setdefault("serviceAccount", spec["serviceAccountName"])
 
 
 def _default_toleration_seconds(spec: Obj) -> None:
