@@ -350,6 +350,12 @@ class AgentProcess:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: the agent stops nothing (its containers keep running)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
 
 @dataclass
 class SimulatedAgent(AgentProcess):

@@ -5,6 +5,7 @@
   driving the pods bound to its nodes through a runtime;
 * ``status``: pod phase and conditions from container statuses, as upstream's kubelet;
 * ``runtimes``: ``process`` (containers as local processes, with probes, restarts, memory
-  limits and logs the API server streams for ``kubectl logs``) and ``simulated`` (many
-  kwok-style nodes in one process, for scale tests and demos).
+  limits and logs the API server streams for ``kubectl logs``; a restarted agent adopts the
+  processes it left, or cleanly replaces them) and ``simulated`` (many kwok-style nodes in
+  one process, for scale tests and demos).
 """

@@ -517,30 +517,14 @@ def _no_leftover_children() -> Any:
                 child.kill()
 
 
-def test_processes_left_by_an_earlier_agent_are_killed(tmp_path: Path) -> None:
-    import subprocess
-
-    leftover = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    try:
-        runtime = ProcessRuntime(ProcessOptions(data_dir=tmp_path))
-        runtime.record_pid(tmp_path / "pods" / "old-uid" / "pids" / "main", leftover.pid)
-        (tmp_path / "pods" / "gone-uid" / "pids").mkdir(parents=True)
-        (tmp_path / "pods" / "gone-uid" / "pids" / "main").write_text("999999999 1.0\n")
-        assert runtime.reap_leftovers() == 1
-        assert leftover.wait(timeout=5) == -9
-        assert not list(tmp_path.glob("pods/*/pids/*"))
-    finally:
-        if leftover.poll() is None:
-            leftover.kill()
-
-
 def test_an_agent_that_stops_takes_its_containers_down(tmp_path: Path) -> None:
     async def test(h: Harness) -> None:
         pod = make_pod(py("busy", "import time\nwhile True: time.sleep(0.05)"))
         task = h.start(pod)
         reported = await h.until(lambda s: "running" in container_state(s))
         assert reported["containerStatuses"][0]["started"] is True
-        pids = [int(f.read_text().split()[0]) for f in tmp_path.glob("pods/*/pids/*")]
+        # The container's pid, as its shim recorded it (boot, shim pid and start, pid, start).
+        pids = [int(f.read_text().split()[3]) for f in tmp_path.glob("pods/*/run/*/pid")]
         assert pids
         task.cancel()  # what the agent does to its pods' tasks when it stops
         await asyncio.gather(task, return_exceptions=True)

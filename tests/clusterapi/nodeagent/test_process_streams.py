@@ -52,7 +52,10 @@ def _container(tmp_path: Path) -> Any:
     (volume / "note").write_text("from the volume\n")
     mounts = spec.Mounts(tmp_path, {"/data": volume})
     env = {"PATH": os.environ["PATH"], "GREETING": "hi"}
-    return SimpleNamespace(_prepared=Prepared([], env, tmp_path, mounts))
+    # No mount namespace to enter (ContainerRun.enter): commands run as given.
+    return SimpleNamespace(
+        _prepared=Prepared([], env, tmp_path, mounts), enter=lambda argv, prepared: argv
+    )
 
 
 async def _session(

@@ -18,6 +18,17 @@
   named in ``BERTH_VOLUME_<VOLUME>``, and a mount path written in ``command``, ``args``, an
   ``env`` value or ``workingDir`` is rewritten to the host directory: ``cat /etc/config/k``
   reads the ConfigMap's key. ``readOnly`` is not enforced.
+* **Service-account tokens** (projected ``serviceAccountToken`` sources) are requested
+  through TokenRequest bound to the pod and kept fresh while it runs (``incluster``).
+  In-cluster clients find them in one of two ways, chosen at run time by what the machine
+  allows (``incluster.decide``): with a mount namespace per container (agent running as
+  root, ``unshare --mount`` permitted) the volume mounted at
+  ``/var/run/secrets/kubernetes.io/serviceaccount`` is bind-mounted read-only at that very
+  path, so ``load_incluster_config()`` and kubectl work unmodified; otherwise the container
+  gets ``KUBECONFIG`` naming a kubeconfig in the pod directory (in-cluster server URL, the
+  projected ``ca.crt``, the token through an exec credential plugin, the pod's namespace), so
+  ``kubectl`` and ``kubernetes.config.load_config()`` work. ``BERTH_POD_MOUNT_NAMESPACE=off``
+  forces the second way.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clusterapi.nodeagent.runtimes.process import incluster
 from clusterapi.scheduler import quantity
 
 Obj = dict[str, Any]
@@ -124,6 +136,8 @@ class Resolver:
         self.host_ip = host_ip
         self.namespace = str(pod["metadata"].get("namespace") or "default")
         self._cache: dict[tuple[str, str], Obj | None] = {}
+        # The service-account tokens written into the pod's volumes (kept fresh by the pod).
+        self.tokens: list[incluster.ProjectedToken] = []
 
     async def _object(self, plural: str, name: str) -> Obj | None:
         key = (plural, name)
@@ -305,35 +319,7 @@ async def _source_files(
             mode = item.get("mode", spec.get("defaultMode"))
             out.append((str(item.get("path")), value.encode(), mode))
         return out
-    if "serviceAccountToken" in source:
-        token_spec = source["serviceAccountToken"] or {}
-        token = await _service_account_token(resolver, token_spec)
-        return [(str(token_spec.get("path") or "token"), token.encode(), 0o600)]
     raise ConfigError(f"unsupported volume source {sorted(source)}")
-
-
-async def _service_account_token(resolver: Resolver, spec: Obj) -> str:
-    meta = resolver.pod["metadata"]
-    account = (resolver.pod.get("spec") or {}).get("serviceAccountName") or "default"
-    body: Obj = {
-        "apiVersion": "authentication.k8s.io/v1",
-        "kind": "TokenRequest",
-        "spec": {
-            "expirationSeconds": int(spec.get("expirationSeconds") or 3607),
-            "boundObjectRef": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": meta["name"],
-                "uid": meta["uid"],
-            },
-        },
-    }
-    if spec.get("audience"):
-        body["spec"]["audiences"] = [spec["audience"]]
-    answer = await resolver.api.post(
-        f"/api/v1/namespaces/{resolver.namespace}/serviceaccounts/{account}/token", body
-    )
-    return str((answer.get("status") or {}).get("token") or "")
 
 
 async def materialize(resolver: Resolver, volume: Obj, volumes_dir: Path) -> Path:
@@ -356,10 +342,24 @@ async def materialize(resolver: Resolver, volume: Obj, volumes_dir: Path) -> Pat
         target.mkdir(parents=True, exist_ok=True)
         return target
     files: list[tuple[str, bytes, int | None]] = []
+    tokens: list[tuple[str, incluster.ProjectedToken]] = []
     if "projected" in volume:
         projected = volume["projected"] or {}
         for source in projected.get("sources") or ():
-            files.extend(await _source_files(resolver, source, projected))
+            if "serviceAccountToken" in source:
+                token_spec = source["serviceAccountToken"] or {}
+                try:
+                    token = await incluster.request_token(resolver.api, resolver.pod, token_spec)
+                except incluster.TokenError as exc:
+                    # Upstream's words for a kubelet's failed mount; the pod retries.
+                    raise ConfigError(
+                        f'MountVolume.SetUp failed for volume "{name}" : {exc}'
+                    ) from exc
+                relative = str(token_spec.get("path") or "token")
+                files.append((relative, token.token.encode(), 0o600))
+                tokens.append((relative, token))
+            else:
+                files.extend(await _source_files(resolver, source, projected))
     elif any(k in volume for k in ("configMap", "secret", "downwardAPI")):
         files = await _source_files(resolver, volume, {})
     else:
@@ -376,6 +376,9 @@ async def materialize(resolver: Resolver, volume: Obj, volumes_dir: Path) -> Pat
         if not destination.is_relative_to(target.resolve()):
             raise ConfigError(f"volume {name}: path {relative!r} leaves the volume")
         _write(destination, content, mode)
+    for relative, token in tokens:
+        token.file = (target / relative).resolve()
+        resolver.tokens.append(token)
     return target
 
 
@@ -385,6 +388,7 @@ class Mounts:
 
     root: Path
     paths: dict[str, Path] = field(default_factory=dict)
+    read_only: set[str] = field(default_factory=set)  # mount paths marked ``readOnly``
 
     def rewrite(self, text: str) -> str:
         """Replace every mount path written in ``text`` by its host path."""
@@ -427,5 +431,7 @@ def mount(container: Obj, volumes: dict[str, Path], root: Path) -> tuple[Mounts,
             shutil.rmtree(link)
         link.symlink_to(source)
         mounts.paths[mount_path] = source
+        if item.get("readOnly"):
+            mounts.read_only.add(mount_path)
         volume_of[mount_path] = name
     return mounts, volume_of

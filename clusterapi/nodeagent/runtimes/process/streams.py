@@ -276,7 +276,9 @@ class Exec:
         assert prepared is not None  # set before the process starts, which serve() checked
         argv = [prepared.mounts.rewrite(part) for part in self.options.command]
         try:
-            await self._start(argv, prepared.env, prepared.cwd)
+            # In the container's mount namespace where it has one (its service-account
+            # token at the standard path); a missing program fails here all the same.
+            await self._start(self.container.enter(argv, prepared), prepared.env, prepared.cwd)
         except OSError as exc:
             code = NOT_FOUND_CODE if exc.errno == errno.ENOENT else NOT_EXECUTABLE_CODE
             why = "executable file not found in $PATH" if code == NOT_FOUND_CODE else exc.strerror
