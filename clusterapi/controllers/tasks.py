@@ -50,6 +50,8 @@ LOCK_RETRY_SECONDS = 0.5
 # due; a reconcile that wants to sleep longer (a CronJob's next schedule) is simply run early,
 # finds nothing to do and asks again.
 MAX_DELAY_SECONDS = 60.0
+# A scheduled look this long past due is taken for lost (``_claim_later``).
+OVERDUE_SECONDS = 10.0
 
 
 def _pending_key(controller: str, namespace: str, name: str) -> str:
@@ -109,7 +111,12 @@ def _claim_later(controller_name: str, namespace: str, name: str, delay: float) 
             scheduled = float(str(current).split(":", 1)[0])
         except ValueError:
             scheduled = float("inf")
-        if scheduled <= due + 0.05:
+        # A mark long past its due time stands for a look that was lost (a killed worker, a
+        # broker that dropped its held countdown messages): it is taken over rather than
+        # left to block the key's looks until it expires. Should the old task still come,
+        # its token no longer holds the mark and it is dropped.
+        overdue = scheduled < time.time() - OVERDUE_SECONDS
+        if scheduled <= due + 0.05 and not overdue:
             return ""
     cache.set(key, f"{due:.3f}:{token}", ttl)
     return token

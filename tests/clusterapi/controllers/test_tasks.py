@@ -229,6 +229,17 @@ def test_a_sooner_look_replaces_the_scheduled_one_which_then_does_nothing(
     assert len(sent) == 3
 
 
+def test_a_look_long_overdue_counts_as_lost_and_is_scheduled_again(
+    monkeypatch: pytest.MonkeyPatch, probe: Controller, sent: list[tuple[list[Any], float | None]]
+) -> None:
+    tasks.enqueue(probe, NS, "stranded", 5.0)
+    # Its message went with a killed worker; the mark stays. Time passes beyond its due time.
+    later = time.time() + 5.0 + tasks.OVERDUE_SECONDS + 1
+    monkeypatch.setattr(tasks.time, "time", lambda: later)
+    tasks.enqueue(probe, NS, "stranded", 5.0)
+    assert [countdown for _, countdown in sent] == [5.0, 5.0]
+
+
 def test_wakeups_of_a_pending_key_fold_into_one_message(
     probe: Controller, sent: list[tuple[list[Any], float | None]]
 ) -> None:
