@@ -37,19 +37,11 @@ Traffic goes to 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
-import datetime as dt
-import http.client
 import itertools
 import os
-import platform
-import shutil
-import signal
-import socket
 import sqlite3
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -60,13 +52,33 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from common import (
+    JSON_BODY,
+    ROOT,
+    Client,
+    Profiler,
+    add_postgres_url,
+    add_quiet_wait,
+    command_line,
+    logger,
+    machine,
+    machine_busy_seconds,
+    percentile,
+    print_report,
+    profile_directory,
+    remove_tree,
+    report_date,
+    select_database,
+    tally_profiles,
+    tree_cpu_seconds,
+    wait_for_quiet,
+    watch_events,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.live import LiveServer  # noqa: E402 - needs ROOT on sys.path
+from tests.live import LiveServer  # needs ROOT on sys.path (above)
 
-DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 PHASE_CAP_SECONDS = 900.0  # no phase runs longer than this, whatever the figures
 GOALS = {
@@ -76,40 +88,10 @@ GOALS = {
     "watch_p99_ms": 100.0,
 }
 
+_log = logger("bench")
+
 
 # --- measuring CPU ----------------------------------------------------------------------------
-
-
-def _machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent not idle, summed over cores."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _tree_cpu_seconds(root: int) -> tuple[float, float]:
-    """CPU seconds of process ``root`` itself, and of its descendants: those running now
-    and those already reaped (counted in their parents' cutime/cstime)."""
-    parents: dict[int, int] = {}
-    times: dict[int, tuple[int, int]] = {}  # pid -> (own ticks, reaped children's ticks)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
-    own, reaped = times.get(root, (0, 0))
-    descendants = reaped
-    for pid in times:
-        ancestor = parents.get(pid, 0)
-        while ancestor > 1 and ancestor != root:
-            ancestor = parents.get(ancestor, 0)
-        if ancestor == root and pid != root:
-            descendants += sum(times[pid])
-    tick = os.sysconf("SC_CLK_TCK")
-    return own / tick, descendants / tick
 
 
 def postmaster_pid(url: str) -> int:
@@ -147,29 +129,29 @@ class CpuMeter:
         self.postmaster = postmaster
 
     def _database(self) -> float:
-        return sum(_tree_cpu_seconds(self.postmaster)) if self.postmaster else 0.0
+        return sum(tree_cpu_seconds(self.postmaster)) if self.postmaster else 0.0
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[CpuUse]:
         use = CpuUse()
         wall0 = time.perf_counter()
         client0 = time.process_time()
-        server0, helpers0 = _tree_cpu_seconds(self.server_pid)
+        server0, helpers0 = tree_cpu_seconds(self.server_pid)
         database0 = self._database()
-        machine0 = _machine_busy_seconds()
+        machine0 = machine_busy_seconds()
         try:
             yield use
         finally:
             wall = max(time.perf_counter() - wall0, 1e-9)
             use.client = (time.process_time() - client0) / wall
-            server1, helpers1 = _tree_cpu_seconds(self.server_pid)
+            server1, helpers1 = tree_cpu_seconds(self.server_pid)
             use.server_seconds = server1 - server0
             use.server = use.server_seconds / wall
             use.helpers_seconds = helpers1 - helpers0
             use.helpers = use.helpers_seconds / wall
             use.database = (self._database() - database0) / wall
-            machine = (_machine_busy_seconds() - machine0) / wall
-            use.other = max(machine - use.client - use.server - use.helpers - use.database, 0.0)
+            busy = (machine_busy_seconds() - machine0) / wall
+            use.other = max(busy - use.client - use.server - use.helpers - use.database, 0.0)
 
 
 def renice(pid: int, nice: int) -> None:
@@ -183,82 +165,10 @@ def renice(pid: int, nice: int) -> None:
         Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
-def background_load(seconds: float = 2.0) -> float:
-    """Cores the machine keeps busy over ``seconds`` (before the benchmark's own load)."""
-    start = _machine_busy_seconds()
-    time.sleep(seconds)
-    return (_machine_busy_seconds() - start) / seconds
-
-
-def wait_for_quiet(limit: float, threshold: float = 0.3) -> float:
-    """Wait (at most ``limit`` seconds) for other programs to leave the cores idle; returns
-    the last background load seen, in cores."""
-    deadline = time.monotonic() + limit
-    load = background_load()
-    while load > threshold and time.monotonic() < deadline:
-        _log(f"machine busy with {load:.2f} cores of other work; waiting")
-        time.sleep(3.0)
-        load = background_load()
-    return load
-
-
-# --- the HTTP client --------------------------------------------------------------------------
-
-
-class Client:
-    """One keep-alive HTTPS/1.1 connection (http.client), reopened if the server closes it."""
-
-    def __init__(self, port: int, context: ssl.SSLContext, token: str) -> None:
-        self.port = port
-        self.context = context
-        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self.conn = self._connect()
-
-    def _connect(self) -> http.client.HTTPSConnection:
-        conn = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.context, timeout=120
-        )
-        conn.connect()
-        return conn
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, bytes]:
-        merged = {**self.headers, **(headers or {})}
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, body=body, headers=merged)
-                response = self.conn.getresponse()
-                data = response.read()
-                if response.will_close:
-                    self.conn.close()
-                    self.conn = self._connect()
-                return response.status, data
-            except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine):
-                self.conn.close()
-                self.conn = self._connect()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        self.conn.close()
+# --- load phases ------------------------------------------------------------------------------
 
 
 Request = Callable[[Client, int], tuple[int, bytes]]
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of ``values`` (0 when empty)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(pct / 100.0 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 @dataclass
@@ -289,12 +199,13 @@ class Bench:
         self.meter = CpuMeter(self.pid, postmaster_pid(url) if url.startswith("postgres") else None)
         self.token = server.admin_token()
         self.context = ssl.create_default_context(cafile=str(server.ca_file))
-        self.profile_dir = profile_dir
-        self._spy: subprocess.Popen[bytes] | None = None
+        # --gil: sample the thread holding the interpreter lock, which is what one server
+        # process is short of; waiting threads are not counted.
+        self.profiler = Profiler(profile_dir, rate=200, options=("--gil",), stop_timeout=30)
         self.settled: dict[str, float] = {}
 
     def client(self) -> Client:
-        return Client(self.server.port, self.context, self.token)
+        return Client(self.server.port, self.context, self.token, timeout=120)
 
     def settle(self, phase: str, limit: float = 120.0, idle: float = 0.05) -> float:
         """Wait until the control loops have worked off what earlier phases gave them.
@@ -306,9 +217,9 @@ class Bench:
         """
         start = time.monotonic()
         while time.monotonic() - start < limit:
-            before = _tree_cpu_seconds(self.pid)[1]
+            before = tree_cpu_seconds(self.pid)[1]
             time.sleep(1.0)
-            if _tree_cpu_seconds(self.pid)[1] - before < idle:
+            if tree_cpu_seconds(self.pid)[1] - before < idle:
                 break
         waited = time.monotonic() - start
         self.settled[phase] = round(waited, 1)
@@ -318,44 +229,9 @@ class Bench:
 
     # --- profiling ----------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def profiled(self, phase: str) -> Iterator[None]:
+    def profiled(self, phase: str) -> contextlib.AbstractContextManager[None]:
         """Sample the server with py-spy during the block, when --profile is on."""
-        if self.profile_dir is None:
-            yield
-            return
-        spy = shutil.which("py-spy") or "py-spy"  # checked in run()
-        out = self.profile_dir / f"{phase}.txt"
-        process = subprocess.Popen(
-            # --gil: sample the thread holding the interpreter lock, which is what one
-            # server process is short of; waiting threads are not counted.
-            [
-                spy,
-                "record",
-                "--pid",
-                str(self.pid),
-                "--rate",
-                "200",
-                "--format",
-                "raw",
-                "--nonblocking",
-                "--gil",
-                "--output",
-                str(out),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.5)  # let py-spy attach before the load starts
-        try:
-            yield
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        return self.profiler.sample(self.pid, phase)
 
     # --- load loops ---------------------------------------------------------------------------
 
@@ -502,9 +378,6 @@ def pod_body(name: str, scheduler: str = "") -> bytes:
     )
 
 
-JSON_BODY = {"Content-Type": "application/json"}
-
-
 def create_pod(namespace: str, prefix: str, scheduler: str = "") -> Request:
     def send(client: Client, i: int) -> tuple[int, bytes]:
         body = pod_body(f"{prefix}{i:05d}", scheduler)
@@ -603,26 +476,13 @@ def measure_watch(
     stop = threading.Event()
 
     watcher = bench.client()
-    watcher.conn.request(
-        "GET",
+    stream = watcher.watch(
         f"/api/v1/namespaces/{namespace}/pods?watch=true&resourceVersion={rv}"
-        f"&timeoutSeconds={int(seconds) + 60}",
-        headers=watcher.headers,
+        f"&timeoutSeconds={int(seconds) + 60}"
     )
-    stream = watcher.conn.getresponse()
-    if stream.status != 200:
-        raise RuntimeError(f"watch: {stream.status} {stream.read()[:300]!r}")
 
     def read_events() -> None:
-        while not stop.is_set():
-            try:
-                line = stream.readline()
-            except (OSError, ValueError, http.client.HTTPException):
-                return
-            now = time.perf_counter()
-            if not line:
-                return
-            event = orjson.loads(line)
+        for now, event in watch_events(stream, stop):
             annotations = (event["object"].get("metadata") or {}).get("annotations") or {}
             seq = annotations.get("bench/seq")
             if seq is not None:
@@ -652,10 +512,7 @@ def measure_watch(
         while len(arrived) < total and time.perf_counter() < settle:
             time.sleep(0.01)
     stop.set()
-    # Unblock the reader first: closing the response while it sits in readline() would wait
-    # for that read to finish.
-    with contextlib.suppress(OSError):
-        watcher.conn.sock.shutdown(socket.SHUT_RDWR)
+    watcher.interrupt()  # unblock the reader before closing
     reader.join(timeout=5)
     watcher.close()
     setup.close()
@@ -738,27 +595,6 @@ def raw_commits(server: LiveServer, seconds: float, payload_bytes: int) -> Commi
 # --- the run ----------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory_gib = 0.0
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gib = int(line.split()[1]) / 1024 / 1024
-    return {
-        "cores": os.cpu_count(),
-        "cpu": model,
-        "memory_gib": round(memory_gib, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
 def database_version(server: LiveServer) -> str:
     url = server.env.get("DATABASE_URL", "")
     if url.startswith("postgres"):
@@ -770,18 +606,11 @@ def database_version(server: LiveServer) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.database == "postgres":
-        os.environ["DATABASE_URL"] = args.postgres_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-    profile_dir: Path | None = Path(args.profile).resolve() if args.profile else None
-    if profile_dir is not None:
-        if shutil.which("py-spy") is None:
-            raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
-        profile_dir.mkdir(parents=True, exist_ok=True)
+    select_database(args.database, args.postgres_url)
+    profile_dir = profile_directory(args.profile)
     report: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
+        "date": report_date(),
+        "command": command_line(__file__),
         "machine": machine(),
         "settings": {
             "clients": args.clients,
@@ -794,7 +623,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "controllers": args.controllers,
         },
     }
-    report["background_load_cores"] = round(wait_for_quiet(args.quiet_wait), 2)
+    report["background_load_cores"] = round(wait_for_quiet(args.quiet_wait, _log), 2)
     group_nice = _autogroup_nice()
     if args.nice:
         # This process (the client) and, once started, the server run ahead of other
@@ -834,21 +663,7 @@ def _run_server(args: argparse.Namespace, report: dict[str, Any], profile_dir: P
         report.update(_phases(args, Bench(server, args.clients, profile_dir), server))
     finally:
         server.stop()
-        _remove(tmp)
-
-
-def _remove(directory: Path) -> None:
-    """Remove the data directory; the server's helpers may write a last file while exiting."""
-    for _attempt in range(10):
-        shutil.rmtree(directory, ignore_errors=True)
-        if not directory.exists():
-            return
-        time.sleep(0.5)
-    _log(f"could not remove {directory}")
-
-
-def _log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+        remove_tree(tmp, _log)
 
 
 def _phases(args: argparse.Namespace, bench: Bench, server: LiveServer) -> dict[str, Any]:
@@ -981,42 +796,18 @@ def summarize_profiles(directory: Path, top: int = 25) -> dict[str, Any]:
     stacks."""
     summary: dict[str, Any] = {}
     lines_out: list[str] = []
-    for path in sorted(directory.glob("*.txt")):
-        if path.name == "summary.txt":
-            continue
-        inclusive: collections.Counter[str] = collections.Counter()
-        own: collections.Counter[str] = collections.Counter()
-        buckets: collections.Counter[str] = collections.Counter()
-        total = 0
-        for line in path.read_text().splitlines():
-            stack, _, count_text = line.rpartition(" ")
-            if not stack or not count_text.isdigit():
-                continue
-            count = int(count_text)
-            frames = [_frame_name(f) for f in stack.split(";")]
-            frames = [f for f in frames if f]
-            if not frames:
-                continue
-            total += count
-            for frame in set(frames):
-                inclusive[frame] += count
-            own[frames[-1]] += count
-            buckets[_bucket(frames)] += count
-        if not total:
-            continue
+    for name, tally in tally_profiles(directory, _bucket):
         phase: dict[str, Any] = {
-            "samples": total,
-            "inclusive": [(f, round(100 * c / total, 1)) for f, c in inclusive.most_common(top)],
-            "self": [(f, round(100 * c / total, 1)) for f, c in own.most_common(top)],
-            "project": [
-                (f, round(100 * c / total, 1))
-                for f, c in inclusive.most_common()
-                if "(clusterapi/" in f
-            ][:top],
-            "breakdown": [(b, round(100 * c / total, 1)) for b, c in buckets.most_common()],
+            "samples": tally.samples,
+            "inclusive": tally.shares(tally.inclusive.most_common(top)),
+            "self": tally.shares(tally.own.most_common(top)),
+            "project": tally.shares(
+                (f, c) for f, c in tally.inclusive.most_common() if "(clusterapi/" in f
+            )[:top],
+            "breakdown": tally.shares(tally.buckets.most_common()),
         }
-        summary[path.stem] = phase
-        lines_out.append(f"== {path.stem}: {total} samples (the thread holding the GIL)")
+        summary[name] = phase
+        lines_out.append(f"== {name}: {tally.samples} samples (the thread holding the GIL)")
         lines_out.append("  breakdown %:")
         lines_out += [f"    {pct:5.1f}  {b}" for b, pct in phase["breakdown"]]
         lines_out.append("  Berth functions, inclusive %:")
@@ -1027,18 +818,6 @@ def summarize_profiles(directory: Path, top: int = 25) -> dict[str, Any]:
         lines_out += [f"    {pct:5.1f}  {f}" for f, pct in phase["self"]]
     (directory / "summary.txt").write_text("\n".join(lines_out) + "\n")
     return summary
-
-
-def _frame_name(frame: str) -> str:
-    """``func (path/to/module.py:123)`` -> ``func (module path relative to site-packages)``."""
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")")
-    file = where.rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/lib/python3.11/", str(ROOT) + "/"):
-        if marker in file:
-            file = file.split(marker, 1)[1]
-            break
-    return f"{name} ({file})" if file else name
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -1277,11 +1056,7 @@ def render_text(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
-        help="base URL; a fresh database is created beside it for the run",
-    )
+    add_postgres_url(parser)
     parser.add_argument("--output", choices=("text", "json"), default="text")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rate", type=float, default=200.0, help="fixed GET rate (req/s)")
@@ -1302,12 +1077,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="nice value for the client and the server (e.g. -10 on a shared machine; needs root)",
     )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=120.0,
-        help="wait up to this many seconds for other programs to leave the cores idle",
-    )
+    add_quiet_wait(parser, 120.0)
     args = parser.parse_args(argv)
     for name in ("clients", "pods", "list_repeats"):
         if getattr(args, name) < 1:
@@ -1322,11 +1092,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--quiet-wait must be in [0, 1800]")
     if args.pods > 100000:
         parser.error("--pods is at most 100000")
-    report = run(args)
-    if args.output == "json":
-        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(render_text(report))
+    print_report(run(args), args.output, render_text)
     return 0
 
 

@@ -43,11 +43,12 @@ a bootstrap token as ``AgentProcess`` does), and stops them at the end.
    whole cost is in view; the sampler's own two LISTs are in the server's figure (about 1 %
    of its work).
 
-CPU is accounted as in ``bench/api.py``: CPU seconds of a process and of its descendants
-(running, and reaped ones counted in their parents) from ``/proc``, divided by the wall time,
-in cores (1.0 = one core busy all the time). With ``--profile DIR`` py-spy samples the agent
-(the startup window in phase 1, the hold in phase 2) and writes collapsed stacks and a summary
-of the hot functions to DIR; figures from a profiled run are depressed.
+CPU is accounted as in ``bench/api.py`` (both use ``bench/common.py``): CPU seconds of a
+process and of its descendants (running, and reaped ones counted in their parents) from
+``/proc``, divided by the wall time, in cores (1.0 = one core busy all the time). With
+``--profile DIR`` py-spy samples the agent (the startup window in phase 1, the hold in phase
+2) and writes collapsed stacks and a summary of the hot functions to DIR; figures from a
+profiled run are depressed.
 
 Every loop is bounded in count and time; the script stops the agent and the server it started
 (the process runtime stops its pods' processes) and exits by itself. Traffic goes to
@@ -57,40 +58,53 @@ Every loop is bounded in count and time; the script stops the agent and the serv
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import datetime as dt
-import http.client
-import os
-import platform
-import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 import psutil
+from common import (
+    ROOT,
+    Client,
+    Profiler,
+    add_postgres_url,
+    add_quiet_wait,
+    command_line,
+    condition_status,
+    logger,
+    machine,
+    machine_busy_seconds,
+    percentile,
+    print_report,
+    profile_directory,
+    remove_tree,
+    report_date,
+    select_database,
+    spread,
+    tally_profiles,
+    tree_cpu,
+    wait_for_quiet,
+    watch_events,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.live import (  # noqa: E402 - needs ROOT on sys.path
+from tests.live import (  # needs ROOT on sys.path (above)
     AgentProcess,
     LiveServer,
     RedisServer,
     celery_worker_pid,
 )
 
-DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 NAMESPACE = "bench-startup"
 LEASE_NAMESPACE = "kube-node-lease"
 GRACE_SECONDS = 40.0  # the node lifecycle controller's default grace period
@@ -100,78 +114,11 @@ GOALS = {
     "agent_cores": 0.3,
     "false_not_ready": 0,
 }
-JSON_BODY = {"Content-Type": "application/json"}
 
-
-def _log(message: str) -> None:
-    print(f"[nodeagent {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of ``values`` (0 when empty)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(pct / 100.0 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-def spread(values: list[float], scale: float = 1.0) -> dict[str, float]:
-    """count, p50, p90, p99, max and mean of ``values`` (times ``scale``)."""
-    return {
-        "count": len(values),
-        "p50": percentile(values, 50) * scale,
-        "p90": percentile(values, 90) * scale,
-        "p99": percentile(values, 99) * scale,
-        "max": max(values, default=0.0) * scale,
-        "mean": (sum(values) / len(values) * scale) if values else 0.0,
-    }
+_log = logger("nodeagent")
 
 
 # --- measuring CPU and memory -----------------------------------------------------------------
-
-
-def _machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent not idle, summed over cores."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _process_table() -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
-    """pid → parent pid, and pid → (own CPU ticks, reaped children's ticks), from /proc."""
-    parents: dict[int, int] = {}
-    times: dict[int, tuple[int, int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
-    return parents, times
-
-
-def tree_cpu(roots: list[int]) -> dict[int, tuple[float, float]]:
-    """Per root pid: CPU seconds of the process itself, and of its descendants (running ones
-    and those already reaped, counted in their parents' cutime/cstime). One /proc scan."""
-    parents, times = _process_table()
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[int, tuple[float, float]] = {}
-    for root in roots:
-        own, reaped = times.get(root, (0, 0))
-        descendants = reaped
-        for pid, used in times.items():
-            if pid == root:
-                continue
-            ancestor = parents.get(pid, 0)
-            while ancestor > 1 and ancestor != root:
-                ancestor = parents.get(ancestor, 0)
-            if ancestor == root:
-                descendants += sum(used)
-        out[root] = (own / tick, descendants / tick)
-    return out
 
 
 def tree_rss(pid: int) -> int:
@@ -222,7 +169,7 @@ class Meter:
             "worker": sum(cpu[self.worker_pid]),
             "helpers": helpers,  # the worker's tree and beat
             "client": time.process_time(),
-            "machine": _machine_busy_seconds(),
+            "machine": machine_busy_seconds(),
         }
 
     @staticmethod
@@ -244,96 +191,13 @@ class Meter:
         return use
 
 
-def background_load(seconds: float = 2.0) -> float:
-    """Cores the machine keeps busy over ``seconds``."""
-    start = _machine_busy_seconds()
-    time.sleep(seconds)
-    return (_machine_busy_seconds() - start) / seconds
-
-
-def wait_for_quiet(limit: float, threshold: float = 0.3) -> float:
-    """Wait (at most ``limit`` seconds) for other programs to leave the cores idle; returns
-    the last background load seen, in cores."""
-    deadline = time.monotonic() + limit
-    load = background_load()
-    while load > threshold and time.monotonic() < deadline:
-        _log(f"machine busy with {load:.2f} cores of other work; waiting")
-        time.sleep(3.0)
-        load = background_load()
-    return load
-
-
-# --- the HTTP client --------------------------------------------------------------------------
-
-
-class Client:
-    """One keep-alive HTTPS/1.1 connection (http.client), reopened if the server closes it."""
-
-    def __init__(self, port: int, context: ssl.SSLContext, token: str, timeout: float = 60) -> None:
-        self.port = port
-        self.context = context
-        self.timeout = timeout
-        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self.conn = self._connect()
-
-    def _connect(self) -> http.client.HTTPSConnection:
-        conn = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.context, timeout=self.timeout
-        )
-        conn.connect()
-        return conn
-
-    def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, bytes]:
-        merged = {**self.headers, **(headers or {})}
-        data = None if body is None else orjson.dumps(body)
-        if data is not None:
-            merged.setdefault("Content-Type", "application/json")
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, body=data, headers=merged)
-                response = self.conn.getresponse()
-                payload = response.read()
-                if response.will_close:
-                    self.conn.close()
-                    self.conn = self._connect()
-                return response.status, payload
-            except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine):
-                self.conn.close()
-                self.conn = self._connect()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def get(self, path: str) -> Any:
-        status, payload = self.request("GET", path)
-        if status != 200:
-            raise RuntimeError(f"GET {path}: {status} {payload[:300]!r}")
-        return orjson.loads(payload)
-
-    def close(self) -> None:
-        self.conn.close()
+# --- the API ----------------------------------------------------------------------------------
 
 
 def connect(server: LiveServer, timeout: float = 60) -> Client:
+    """A client of ``server``, as its admin."""
     context = ssl.create_default_context(cafile=str(server.ca_file))
     return Client(server.port, context, server.admin_token(), timeout)
-
-
-def ready_status(node: dict[str, Any]) -> str:
-    """The status of a Node's Ready condition ("" without one)."""
-    for condition in (node.get("status") or {}).get("conditions") or ():
-        if isinstance(condition, dict) and condition.get("type") == "Ready":
-            return str(condition.get("status") or "")
-    return ""
-
-
-def pod_ready(pod: dict[str, Any]) -> bool:
-    for condition in (pod.get("status") or {}).get("conditions") or ():
-        if isinstance(condition, dict) and condition.get("type") == "Ready":
-            return condition.get("status") == "True"
-    return False
 
 
 def parse_time(text: str) -> float:
@@ -344,98 +208,24 @@ def parse_time(text: str) -> float:
 # --- profiling --------------------------------------------------------------------------------
 
 
-class Profiler:
-    """py-spy sampling the agent while a block runs (when a directory is given)."""
-
-    def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
-
-    @contextlib.contextmanager
-    def sample(self, pid: int, name: str) -> Iterator[None]:
-        if self.directory is None:
-            yield
-            return
-        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        out = self.directory / f"{name}.txt"
-        process = subprocess.Popen(
-            [
-                spy,
-                "record",
-                "--pid",
-                str(pid),
-                "--rate",
-                "100",
-                "--format",
-                "raw",
-                "--nonblocking",
-                "--subprocesses",
-                "--output",
-                str(out),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.5)
-        try:
-            yield
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def summarize(self, top: int = 30) -> dict[str, Any]:
-        """Per profile: the share of samples with each function on the stack (inclusive) and
-        at its top (self); written to DIR/summary.txt as well."""
-        if self.directory is None:
-            return {}
-        summary: dict[str, Any] = {}
-        lines: list[str] = []
-        for path in sorted(self.directory.glob("*.txt")):
-            if path.name == "summary.txt":
-                continue
-            inclusive: collections.Counter[str] = collections.Counter()
-            own: collections.Counter[str] = collections.Counter()
-            total = 0
-            for line in path.read_text().splitlines():
-                stack, _, count_text = line.rpartition(" ")
-                if not stack or not count_text.isdigit():
-                    continue
-                count = int(count_text)
-                frames = [_frame_name(f) for f in stack.split(";")]
-                total += count
-                for frame in set(frames):
-                    inclusive[frame] += count
-                own[frames[-1]] += count
-            if not total:
-                continue
-            summary[path.stem] = {
-                "samples": total,
-                "inclusive": [
-                    (f, round(100 * c / total, 1)) for f, c in inclusive.most_common(top)
-                ],
-                "self": [(f, round(100 * c / total, 1)) for f, c in own.most_common(top)],
-            }
-            lines.append(f"== {path.stem}: {total} samples")
-            lines.append("  inclusive %:")
-            lines += [f"    {p:5.1f}  {f}" for f, p in summary[path.stem]["inclusive"]]
-            lines.append("  self %:")
-            lines += [f"    {p:5.1f}  {f}" for f, p in summary[path.stem]["self"]]
-        (self.directory / "summary.txt").write_text("\n".join(lines) + "\n")
-        return summary
-
-
-def _frame_name(frame: str) -> str:
-    """``func (path/to/module.py:123)`` -> ``func (module path relative to site-packages)``."""
-    name, _, where = frame.partition(" (")
-    file = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/lib/python3.11/", str(ROOT) + "/"):
-        if marker in file:
-            file = file.split(marker, 1)[1]
-            break
-    return f"{name} ({file})" if file else name
+def summarize_profiles(directory: Path, top: int = 30) -> dict[str, Any]:
+    """Per profile: the share of samples with each function on the stack (inclusive) and
+    at its top (self); written to DIR/summary.txt as well."""
+    summary: dict[str, Any] = {}
+    lines: list[str] = []
+    for name, tally in tally_profiles(directory):
+        summary[name] = {
+            "samples": tally.samples,
+            "inclusive": tally.shares(tally.inclusive.most_common(top)),
+            "self": tally.shares(tally.own.most_common(top)),
+        }
+        lines.append(f"== {name}: {tally.samples} samples")
+        lines.append("  inclusive %:")
+        lines += [f"    {p:5.1f}  {f}" for f, p in summary[name]["inclusive"]]
+        lines.append("  self %:")
+        lines += [f"    {p:5.1f}  {f}" for f, p in summary[name]["self"]]
+    (directory / "summary.txt").write_text("\n".join(lines) + "\n")
+    return summary
 
 
 # --- phase 1: pod startup latency -------------------------------------------------------------
@@ -479,15 +269,10 @@ class PodWatch:
         self.times: dict[str, PodTimes] = {}
         self.lock = threading.Lock()
         self.events = 0
-        self.client.conn.request(
-            "GET",
+        self.stream = self.client.watch(
             f"/api/v1/namespaces/{namespace}/pods?watch=true&resourceVersion={version}"
-            f"&timeoutSeconds={seconds}",
-            headers=self.client.headers,
+            f"&timeoutSeconds={seconds}"
         )
-        self.stream = self.client.conn.getresponse()
-        if self.stream.status != 200:
-            raise RuntimeError(f"watch: {self.stream.status} {self.stream.read()[:300]!r}")
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -497,17 +282,7 @@ class PodWatch:
             return self.times.setdefault(name, PodTimes())
 
     def _read(self) -> None:
-        while not self.stop.is_set():
-            try:
-                line = self.stream.readline()
-            except (OSError, ValueError, http.client.HTTPException):
-                return
-            now = time.perf_counter()
-            if not line:
-                return
-            if not line.strip():
-                continue
-            event = orjson.loads(line)
+        for now, event in watch_events(self.stream, self.stop):
             pod = event.get("object") or {}
             name = str((pod.get("metadata") or {}).get("name") or "")
             with self.lock:
@@ -522,15 +297,12 @@ class PodWatch:
                 times.reported = now
             if times.running is None and status.get("phase") == "Running":
                 times.running = now
-            if times.ready is None and pod_ready(pod):
+            if times.ready is None and condition_status(pod) == "True":
                 times.ready = now
 
     def close(self) -> None:
         self.stop.set()
-        # Unblock the reader first: closing the response while it sits in readline() would
-        # wait for that read to finish.
-        with contextlib.suppress(OSError):
-            self.client.conn.sock.shutdown(socket.SHUT_RDWR)
+        self.client.interrupt()  # unblock the reader before closing
         self.thread.join(timeout=5)
         self.client.close()
 
@@ -547,7 +319,7 @@ def wait_until(what: str, check: Any, limit: float, every: float = 0.5) -> float
 
 def _node_ready(client: Client, name: str) -> bool:
     status, body = client.request("GET", f"/api/v1/nodes/{name}")
-    return status == 200 and ready_status(orjson.loads(body)) == "True"
+    return status == 200 and condition_status(orjson.loads(body)) == "True"
 
 
 def _agent_alive(agent: AgentProcess) -> None:
@@ -762,12 +534,7 @@ def _stop(
     if redis_server is not None:
         redis_server.stop()
     _reap(_strays(tmp), f"the run in {tmp}")
-    for _attempt in range(10):
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not tmp.exists():
-            return
-        time.sleep(0.5)
-    _log(f"could not remove {tmp}")
+    remove_tree(tmp, _log)
 
 
 def _descendants(process: subprocess.Popen[bytes] | None) -> list[psutil.Process]:
@@ -864,7 +631,7 @@ def _list_ready(client: Client, prefix: str) -> tuple[dict[str, str], float]:
     nodes = client.get("/api/v1/nodes")["items"]
     took = time.perf_counter() - start
     return {
-        str(n["metadata"]["name"]): ready_status(n)
+        str(n["metadata"]["name"]): condition_status(n)
         for n in nodes
         if str(n["metadata"]["name"]).startswith(prefix)
     }, took
@@ -1085,51 +852,28 @@ def _hold(
 # --- the run ----------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cores": os.cpu_count(),
-        "cpu": model,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.database == "postgres":
-        os.environ["DATABASE_URL"] = args.postgres_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-    profile_dir = Path(args.profile).resolve() if args.profile else None
-    if profile_dir is not None:
-        profile_dir.mkdir(parents=True, exist_ok=True)
-        spy = shutil.which("py-spy") or Path(sys.executable).parent / "py-spy"
-        if not Path(spy).exists():
-            raise SystemExit("--profile needs py-spy (pip install py-spy)")
-    profiler = Profiler(profile_dir)
+    select_database(args.database, args.postgres_url)
+    profile_dir = profile_directory(args.profile)
+    # py-spy samples the agent with its children (the process runtime's containers).
+    profiler = Profiler(profile_dir, rate=100, options=("--subprocesses",), stop_timeout=60)
     report: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
+        "date": report_date(),
+        "command": command_line(__file__),
         "machine": machine(),
         "database": args.database,
         "broker": args.broker,
         "profiled": profile_dir is not None,
     }
-    report["background_load_cores"] = round(wait_for_quiet(args.quiet_wait), 2)
+    report["background_load_cores"] = round(wait_for_quiet(args.quiet_wait, _log), 2)
     if args.phase in ("startup", "all"):
         report["startup"] = run_startup(args, profiler)
     if args.phase in ("scale", "all"):
         if args.phase == "all":
-            report["background_load_before_scale"] = round(wait_for_quiet(args.quiet_wait), 2)
+            report["background_load_before_scale"] = round(wait_for_quiet(args.quiet_wait, _log), 2)
         report["scale"] = run_scale(args, profiler)
     if profile_dir is not None:
-        report["profile"] = profiler.summarize()
+        report["profile"] = summarize_profiles(profile_dir)
     report["goals"] = goals(report)
     return report
 
@@ -1279,11 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
         default="embedded",
         help="the Celery broker: up's embedded one, or a private redis-server (as production)",
     )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
-        help="base URL; a fresh database is created beside it for the run",
-    )
+    add_postgres_url(parser)
     startup = parser.add_argument_group("phase 1: pod startup latency (process runtime)")
     startup.add_argument("--pods", type=int, default=100, help="pods to create")
     startup.add_argument("--create-rate", type=float, default=5.0, help="pod creates per second")
@@ -1301,12 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
         "--register-timeout", type=float, default=900.0, help="seconds allowed to register"
     )
     parser.add_argument("--profile", metavar="DIR", help="sample the agent with py-spy into DIR")
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60.0,
-        help="wait up to this many seconds for other programs to leave the cores idle",
-    )
+    add_quiet_wait(parser, 60.0)
     args = parser.parse_args(argv)
     if not 1 <= args.pods <= 1000 or not 0 <= args.warmup <= 10:
         parser.error("--pods must be in [1, 1000], --warmup in [0, 10]")
@@ -1320,11 +1055,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--renew-interval must be in [1, 60], --register-timeout in [10, 3600]")
     if not 0 <= args.quiet_wait <= 1800:
         parser.error("--quiet-wait must be in [0, 1800]")
-    report = run(args)
-    if args.output == "json":
-        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(render_text(report))
+    print_report(run(args), args.output, render_text)
     return 0
 
 

@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, load_average
+
 sys.path.insert(0, str(ROOT))
 
 
@@ -244,10 +245,9 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     print()
-    load = os.getloadavg()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python "
-        f"{platform.python_version()}, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+        f"{platform.python_version()}, load average {load_average()}"
     )
     print(
         f"database: {args.database}; {args.nodes} nodes; {args.pods} pods per scenario; "

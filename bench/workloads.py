@@ -39,42 +39,31 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from common import (
+    DEFAULT_POSTGRES,
+    ROOT,
+    condition_status,
+    load_average,
+    logger,
+    report_date,
+    tree_cpu_seconds,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.live import LiveServer, free_port  # noqa: E402 - needs ROOT on sys.path
+from tests.live import LiveServer, free_port  # needs ROOT on sys.path (above)
 
 NAMESPACE = "bench-workloads"
 # The longest the rollout may take before the run gives up and reports what it saw.
 ROLLOUT_LIMIT_SECONDS = 600.0
 
 
-def _log(message: str) -> None:
-    print(f"[workloads {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+_log = logger("workloads")
 
 
 def _cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and all its descendants (live and reaped)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        child = int(stat.parent.name)
-        parents[child] = int(fields[1])
-        times[child] = sum(int(f) for f in fields[11:15]) / tick
-    total = 0.0
-    for candidate, used in times.items():
-        ancestor = candidate
-        while ancestor > 1 and ancestor != pid:
-            ancestor = parents.get(ancestor, 0)
-        if ancestor == pid:
-            total += used
-    return total
+    return sum(tree_cpu_seconds(pid))
 
 
 @dataclass
@@ -222,12 +211,7 @@ def ready_nodes(api: Api) -> int:
     status, body = api.request("GET", "/api/v1/nodes")
     if status != 200:
         return 0
-    count = 0
-    for node in body["items"]:
-        for condition in (node.get("status") or {}).get("conditions") or ():
-            if condition.get("type") == "Ready" and condition.get("status") == "True":
-                count += 1
-    return count
+    return sum(1 for node in body["items"] if condition_status(node) == "True")
 
 
 def deployment(replicas: int) -> dict[str, Any]:
@@ -365,15 +349,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--replicas must be in [1, 20000] and --nodes in [1, 5000]")
     work = Path(tempfile.mkdtemp(prefix="berth-workloads-"))
     if args.database == "postgres":
-        os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        os.environ.setdefault("DATABASE_URL", DEFAULT_POSTGRES)
     else:
         os.environ.pop("DATABASE_URL", None)
     report: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": report_date(),
         "machine": (
             f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
         ),
-        "load_before": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "load_before": load_average(),
         "database": args.database,
         "broker": args.broker,
     }
