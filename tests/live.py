@@ -7,6 +7,7 @@ same server and dropped afterwards, so servers never share state.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -15,9 +16,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import yaml
 
@@ -405,3 +407,20 @@ def celery_worker_pid(server: LiveServer, timeout: float = 30.0) -> int:
                 return pid
         time.sleep(0.1)
     raise RuntimeError(f"no Celery worker under {server.process.pid}:\n{server.log()}")
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 0.3) -> Any:
+    """Poll ``check`` until it returns something true (which is returned); fail after
+    ``timeout`` seconds naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def apply(kubectl: Kubectl, *objects: dict[str, Any]) -> None:
+    """``kubectl apply`` of these objects, as one multi-document stream."""
+    kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(o) for o in objects))

@@ -78,6 +78,28 @@ def namespace_of_leaving(obj: Obj) -> Iterable[Key]:
         yield from namespace_of(obj)
 
 
+def active_namespace(name: str) -> Obj | None:
+    """The namespace ``name`` unless it is missing or terminating (nothing is added to a
+    namespace that is going away: the namespace controller is emptying it)."""
+    from clusterapi import store
+    from clusterapi.resources import by_kind
+    from clusterapi.store.errors import ApiError
+
+    namespace_kind = by_kind("v1", "Namespace")
+    assert namespace_kind is not None
+    try:
+        namespace = store.get(namespace_kind, "", name)
+    except ApiError as exc:
+        if exc.reason == "NotFound":
+            return None
+        raise
+    if namespace["metadata"].get("deletionTimestamp") or (
+        (namespace.get("status") or {}).get("phase") == "Terminating"
+    ):
+        return None
+    return namespace
+
+
 def write_status(kind: Kind, owner: Obj, status: Obj, *, field_manager: str) -> Obj | None:
     """Write ``status`` through the status subresource unless it is already so.
 

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 
 from clusterapi import pki, store
-from clusterapi.controllers.base import Controller, Key
+from clusterapi.controllers.base import Controller, Key, active_namespace
 from clusterapi.resources import by_kind
 from clusterapi.store.errors import ApiError
 
@@ -43,18 +43,9 @@ def ca_bundle() -> str:
 
 def reconcile(_namespace: str, name: str) -> float | None:
     """Ensure namespace ``name`` has ``kube-root-ca.crt`` with the current CA bundle."""
-    namespace_kind = by_kind("v1", "Namespace")
     configmap_kind = by_kind("v1", "ConfigMap")
-    assert namespace_kind is not None and configmap_kind is not None
-    try:
-        namespace = store.get(namespace_kind, "", name)
-    except ApiError as exc:
-        if exc.reason == "NotFound":
-            return None
-        raise
-    if namespace["metadata"].get("deletionTimestamp") or (
-        (namespace.get("status") or {}).get("phase") == "Terminating"
-    ):
+    assert configmap_kind is not None
+    if active_namespace(name) is None:
         return None
     data = {KEY: ca_bundle()}
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from clusterapi import store
-from clusterapi.controllers.base import Controller, Key
+from clusterapi.controllers.base import Controller, Key, active_namespace
 from clusterapi.resources import by_kind
 from clusterapi.store.errors import ApiError
 
@@ -23,18 +23,9 @@ COMPONENT = "service-account-controller"
 
 def reconcile(_namespace: str, name: str) -> float | None:
     """Ensure namespace ``name`` has its ``default`` ServiceAccount."""
-    namespace_kind = by_kind("v1", "Namespace")
     account_kind = by_kind("v1", "ServiceAccount")
-    assert namespace_kind is not None and account_kind is not None
-    try:
-        namespace = store.get(namespace_kind, "", name)
-    except ApiError as exc:
-        if exc.reason == "NotFound":
-            return None
-        raise
-    if namespace["metadata"].get("deletionTimestamp") or (
-        (namespace.get("status") or {}).get("phase") == "Terminating"
-    ):
+    assert account_kind is not None
+    if active_namespace(name) is None:
         return None
     try:
         store.get(account_kind, name, DEFAULT)

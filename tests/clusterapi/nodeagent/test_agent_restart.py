@@ -14,13 +14,13 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.live import AgentProcess, Kubectl, LiveServer
+from tests.live import AgentProcess, Kubectl, LiveServer, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,16 +43,6 @@ def marked(tag: str) -> set[int]:
             if state not in (b"Z", b"X"):
                 found.add(int(entry.name))
     return found
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Node:

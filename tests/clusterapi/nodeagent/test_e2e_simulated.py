@@ -6,11 +6,11 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from tests.live import ROOT, Kubectl, LiveServer
+from tests.live import ROOT, Kubectl, LiveServer, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -27,15 +27,6 @@ def live_server_berth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
         yield server
     finally:
         server.stop()
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ready_of(node: dict[str, object]) -> str:

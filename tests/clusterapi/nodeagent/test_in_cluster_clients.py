@@ -16,14 +16,13 @@ import functools
 import json
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.live import KUBECTL, AgentProcess, Kubectl, LiveServer
+from tests.live import KUBECTL, AgentProcess, Kubectl, LiveServer, apply, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -73,20 +72,6 @@ try:
 except config.ConfigException as exc:
     print("no configuration:", type(exc).__name__)
 """
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def apply(kubectl: Kubectl, *objects: dict[str, Any]) -> None:
-    kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(o) for o in objects))
 
 
 def node_ready(kubectl: Kubectl, name: str) -> bool:

@@ -7,13 +7,11 @@ within a few seconds of a pod starting.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from tests.live import AgentProcess, Kubectl, LiveServer, SimulatedAgent
+from tests.live import AgentProcess, Kubectl, LiveServer, SimulatedAgent, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -52,16 +50,6 @@ def live_server_berth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
         yield server
     finally:
         server.stop()
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import re
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.live import KUBECTL, AgentProcess, Kubectl, LiveServer
+from tests.live import KUBECTL, AgentProcess, Kubectl, LiveServer, apply, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -46,20 +46,6 @@ def node_ready(kubectl: Kubectl) -> bool:
         return False
     node = json.loads(result.stdout)
     return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def apply(kubectl: Kubectl, *objects: dict[str, Any]) -> None:
-    kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(o) for o in objects))
 
 
 def pod(name: str, *containers: dict[str, Any], **spec: Any) -> dict[str, Any]:

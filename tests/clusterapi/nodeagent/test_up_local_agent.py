@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from tests.live import Kubectl, LiveServer
+from tests.live import Kubectl, LiveServer, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -23,15 +22,6 @@ def live_server_berth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
         yield server
     finally:
         server.stop()
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_up_runs_a_local_process_agent_that_runs_pods(

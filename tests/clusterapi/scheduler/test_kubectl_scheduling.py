@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.live import Kubectl
+from tests.live import Kubectl, apply
 
 pytestmark = pytest.mark.e2e
 
@@ -41,11 +41,6 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 180) -> 
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def apply(kubectl: Kubectl, *objects: Obj) -> None:
-    for obj in objects:
-        kubectl("apply", "-f", "-", input=json.dumps(obj))
 
 
 def node(name: str, cpu: str) -> Obj:
