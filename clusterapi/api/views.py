@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -39,6 +41,15 @@ from clusterapi.store.errors import ApiError
 
 Obj = dict[str, Any]
 logger = logging.getLogger(__name__)
+
+# The threads that serve API requests. The work is mostly Python, so under the interpreter
+# lock more threads add no throughput, only contention: with the event loop's default six,
+# creates were slower than with fewer (threads taking turns on the lock while one of them
+# holds SQLite's single writer slot). A few remain so that database waits and a slow LIST do
+# not hold everything up. Watches, logs and exec streams run on the event loop instead.
+_POOL = ThreadPoolExecutor(
+    max_workers=int(os.environ.get("BERTH_API_THREADS", "4")), thread_name_prefix="berth-api"
+)
 
 PATCH_TYPES = (
     "application/json-patch+json",
@@ -158,7 +169,7 @@ async def in_thread(request: HttpRequest, work: Callable[[], HttpResponseBase]) 
     """Run blocking work off the event loop, on the shared pool rather than Django's one
     thread for sync views, so requests proceed in parallel."""
     run: Callable[..., Awaitable[HttpResponseBase]] = sync_to_async(
-        _run_sync, thread_sensitive=False
+        _run_sync, thread_sensitive=False, executor=_POOL
     )
     return await run(request, work)
 
