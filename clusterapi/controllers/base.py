@@ -72,6 +72,18 @@ def namespace_of(obj: Obj) -> Iterable[Key]:
         yield ("", str(namespace))
 
 
+def namespace_of_named(name: str) -> KeyMapper:
+    """A mapper waking the namespace that holds an object called ``name`` (the one object a
+    namespace-filling controller keeps in each namespace)."""
+
+    def mapper(obj: Obj) -> Iterable[Key]:
+        meta = obj.get("metadata") or {}
+        if meta.get("name") == name and meta.get("namespace"):
+            yield ("", str(meta["namespace"]))
+
+    return mapper
+
+
 def namespace_of_leaving(obj: Obj) -> Iterable[Key]:
     """A mapper waking the namespace of an object that is going away (being deleted)."""
     if (obj.get("metadata") or {}).get("deletionTimestamp"):

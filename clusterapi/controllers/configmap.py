@@ -13,14 +13,13 @@ upstream does. A Terminating namespace is left alone, since its contents are bei
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
 from clusterapi import pki, store
-from clusterapi.controllers.base import Controller, Key, active_namespace
+from clusterapi.controllers.base import Controller, active_namespace, namespace_of_named
 from clusterapi.resources import by_kind
 from clusterapi.store.errors import ApiError
 
@@ -92,15 +91,9 @@ def reconcile(_namespace: str, name: str) -> float | None:
     return None
 
 
-def _configmap_namespace(obj: Obj) -> Iterable[Key]:
-    meta = obj.get("metadata") or {}
-    if meta.get("name") == NAME and meta.get("namespace"):
-        yield ("", str(meta["namespace"]))
-
-
 CONTROLLER = Controller(
     name="root-ca-cert-publisher",
     kind="Namespace",
     reconcile=reconcile,
-    watches={"ConfigMap": _configmap_namespace},
+    watches={"ConfigMap": namespace_of_named(NAME)},
 )

@@ -8,11 +8,10 @@ namespace is left alone, since its contents are being removed. Pods without
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from clusterapi import store
-from clusterapi.controllers.base import Controller, Key, active_namespace
+from clusterapi.controllers.base import Controller, active_namespace, namespace_of_named
 from clusterapi.resources import by_kind
 from clusterapi.store.errors import ApiError
 
@@ -47,15 +46,9 @@ def reconcile(_namespace: str, name: str) -> float | None:
     return None
 
 
-def _account_namespace(obj: Obj) -> Iterable[Key]:
-    meta = obj.get("metadata") or {}
-    if meta.get("name") == DEFAULT and meta.get("namespace"):
-        yield ("", str(meta["namespace"]))
-
-
 CONTROLLER = Controller(
     name="serviceaccount",
     kind="Namespace",
     reconcile=reconcile,
-    watches={"ServiceAccount": _account_namespace},
+    watches={"ServiceAccount": namespace_of_named(DEFAULT)},
 )
