@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.live import Kubectl, LiveServer
+
+CHROMIUM = Path("/usr/bin/chromium")
 
 # Unit tests call reconcile functions directly; committed writes enqueue nothing.
 os.environ.setdefault("BERTH_CONTROLLERS", "0")
@@ -23,6 +26,21 @@ def fresh_snapshots() -> Iterator[None]:
     snapshots.forget_all()
     yield
     snapshots.forget_all()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium through Playwright (its own browser download is never used)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing (tests/run installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")

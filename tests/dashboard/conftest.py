@@ -1,4 +1,4 @@
-"""Browser fixtures for the dashboard's end-to-end tests: Debian's Chromium through Playwright.
+"""The dashboard's browser tests: a fresh page per test (Chromium: tests/conftest.py).
 
 Playwright's own browser download is not used (machines here cannot fetch it);
 ``tests/run`` installs Debian's ``chromium``.
@@ -7,26 +7,9 @@ Playwright's own browser download is not used (machines here cannot fetch it);
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing (tests/run installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

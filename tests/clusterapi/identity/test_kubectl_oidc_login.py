@@ -30,7 +30,6 @@ from tests.live import KUBECTL, LiveServer
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "device-pass-7"
 ID_TOKEN_SECONDS = 10
 CODE_RE = re.compile(r"open (\S+) and enter the code (\S+)")
@@ -60,20 +59,6 @@ def berth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing (tests/run installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Kubectl:
