@@ -219,17 +219,24 @@ class SpdySession:
             forward = self._by_stream.get(frame.stream_id)
             if forward is None or frame.stream_id != forward.data_stream:
                 return True  # the error stream's (empty) end, or a stream already gone
+            writer = forward.writer
+            # The pod's side may have finished already (a server that closes after its
+            # answer): what kubectl still sends for this connection, its end included, has
+            # nowhere to go and must not end the session with it.
+            if writer is not None and writer.is_closing():
+                return True
             if frame.payload:
-                if forward.writer is not None:
-                    forward.writer.write(frame.payload)
+                if writer is not None:
+                    writer.write(frame.payload)
                     with contextlib.suppress(ConnectionError):
-                        await forward.writer.drain()
+                        await writer.drain()
                 else:
                     forward.pending.append(frame.payload)
             if frame.flags & FLAG_FIN:
                 forward.client_done = True
-                if forward.writer is not None and forward.writer.can_write_eof():
-                    forward.writer.write_eof()
+                if writer is not None and writer.can_write_eof():
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        writer.write_eof()
             return True
         if frame.kind == SYN_STREAM:
             await self._syn_stream(frame)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import zlib
+from typing import Any
+
+import uvloop
 
 from clusterapi.api import portforward
 
@@ -44,3 +48,35 @@ def test_the_parser_cuts_frames_wherever_messages_split_them() -> None:
         (True, portforward.PING, 0, 0),
     ]
     assert frames[1].payload == b"GET / HTTP/1.0\r\n\r\n"
+
+
+def test_kubectls_end_of_a_connection_the_pod_already_closed_keeps_the_session() -> None:
+    """A pod's server that closes after answering (HTTP/1.0) races kubectl's FIN on the data
+    stream; under uvloop (as uvicorn runs) a half-close of the closed connection raised and
+    took the whole session, and every later connection, with it."""
+    sent: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["bytes"])
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+        await writer.wait_closed()
+        session = portforward.SpdySession(None, None, send)  # type: ignore[arg-type]
+        forward = portforward._Forward(port="8000", error_stream=1, data_stream=3, writer=writer)
+        session._by_stream.update({1: forward, 3: forward})
+        fin = portforward.SpdyFrame(False, 0, 3, portforward.FLAG_FIN, b"late bytes")
+        assert await session._handle(fin) is True
+        ping = portforward.SpdyFrame(True, portforward.PING, 0, 0, struct.pack(">I", 7))
+        assert await session._handle(ping) is True
+        server.close()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert sent == [portforward.control_frame(portforward.PING, 0, struct.pack(">I", 7))]

@@ -233,9 +233,15 @@ def test_port_forward_reaches_the_containers_port(agent: object, kubectl: Kubect
             raise AssertionError(f"kubectl port-forward: {line}{process.stderr.read().decode()}")
         local = int(line.split("127.0.0.1:")[1].split(" ")[0])
         for _ in range(2):  # two connections through one session
-            with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as response:
-                assert response.status == 200
-                assert b"Directory listing" in response.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as response:
+                    assert response.status == 200
+                    assert b"Directory listing" in response.read()
+            except OSError as exc:
+                process.terminate()
+                assert process.stderr is not None
+                said = process.stderr.read().decode()
+                raise AssertionError(f"{exc}; kubectl said: {said}") from exc
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -559,10 +559,10 @@ async def splice(
             while chunk := await source.read(READ_SIZE):
                 sink.write(chunk)
                 await sink.drain()
-            if sink.can_write_eof():
+            if sink.can_write_eof() and not sink.is_closing():
                 sink.write_eof()
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, RuntimeError):
+            pass  # RuntimeError: uvloop's answer to writing on a transport closed meanwhile
 
     tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(copy(a_reader, b_writer)),
