@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from clusterapi import store
+from clusterapi.admission.names import is_dns1123_subdomain
 from clusterapi.api import negotiation, table
 from clusterapi.api.requests import (
     Target,
@@ -746,6 +747,18 @@ def _bind(request: HttpRequest, target: Target) -> HttpResponse:
             target.name,
             [errors.Cause("FieldValueRequired", "Required value", "target.name")],
         )
+    # The pod itself is not validated again (subresource "binding"): only the node's name is new.
+    problems = is_dns1123_subdomain(node) if isinstance(node, str) else ["must be a string"]
+    if problems:
+        raise errors.invalid(
+            kind,
+            target.name,
+            [
+                errors.Cause(
+                    "FieldValueInvalid", f"Invalid value: {node!r}: {problems[0]}", "target.name"
+                )
+            ],
+        )
 
     def bind(pod: Obj) -> Obj:
         spec = pod.setdefault("spec", {})
@@ -759,7 +772,15 @@ def _bind(request: HttpRequest, target: Target) -> HttpResponse:
         spec["nodeName"] = node
         return pod
 
-    store.guaranteed_update(kind, target.namespace, target.name, bind, dry_run=dry_run(request.GET))
+    store.guaranteed_update(
+        kind,
+        target.namespace,
+        target.name,
+        bind,
+        subresource="binding",
+        dry_run=dry_run(request.GET),
+        manage_fields=False,  # a binding bypasses field management upstream as well
+    )
     return json_response(
         {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
         status=201,

@@ -74,6 +74,10 @@ class SchedulerCache:
         else:
             self._follow()
 
+    def invalidate(self) -> None:
+        """Forget what was assumed: the next ``sync`` lists everything again."""
+        self.revision = -1
+
     def _relist(self) -> None:
         self.snapshot = Snapshot()
         self.pods, self.pending, self.node_versions = {}, {}, {}

@@ -18,13 +18,16 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import pytest
 from kubernetes import client, dynamic, watch
 from kubernetes.client.exceptions import ApiException
 
 from tests.live import LiveServer
+
+if TYPE_CHECKING:
+    import urllib3
 
 pytestmark = pytest.mark.e2e
 
@@ -69,6 +72,55 @@ def ns(core: client.CoreV1Api) -> Iterator[str]:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+# The client's models type every field optional; the server always sends these ones.
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class _HasMetadata(Protocol):
+    @property
+    def metadata(self) -> client.V1ObjectMeta | None: ...
+
+
+class _HasSpec(Protocol[T_co]):
+    @property
+    def spec(self) -> T_co | None: ...
+
+
+class _HasStatus(Protocol[T_co]):
+    @property
+    def status(self) -> T_co | None: ...
+
+
+def some(value: T | None) -> T:
+    """An optional field's value, which must be set."""
+    assert value is not None
+    return value
+
+
+def meta(obj: _HasMetadata) -> client.V1ObjectMeta:
+    return some(obj.metadata)
+
+
+def spec(obj: _HasSpec[T]) -> T:
+    return some(obj.spec)
+
+
+def status(obj: _HasStatus[T]) -> T:
+    return some(obj.status)
+
+
+def rv(metadata: client.V1ObjectMeta | client.V1ListMeta | None) -> int:
+    """A resourceVersion, as a number."""
+    assert metadata is not None
+    return int(some(metadata.resource_version))
+
+
+def error_body(exc: ApiException) -> Any:
+    """The decoded JSON body of a failed call."""
+    return json.loads(some(exc.body))
 
 
 def status_line(message: str, reason: str, code: int, details: dict[str, Any] | None = None) -> str:
@@ -119,29 +171,31 @@ def test_configmap_crud_from_models_and_dicts(core: client.CoreV1Api, ns: str) -
         ns,
         client.V1ConfigMap(metadata=client.V1ObjectMeta(name="from-model"), data={"a": "1"}),
     )
-    assert created.metadata.uid
-    assert int(created.metadata.resource_version) > 0
-    assert created.metadata.creation_timestamp is not None
+    assert meta(created).uid
+    assert rv(created.metadata) > 0
+    assert meta(created).creation_timestamp is not None
     assert created.data == {"a": "1"}
 
     from_dict = core.create_namespaced_config_map(
-        ns, {"metadata": {"name": "from-dict", "labels": {"src": "dict"}}, "data": {"b": "2"}}
+        ns,
+        # The client takes plain dicts as bodies too; its annotations name only the models.
+        {"metadata": {"name": "from-dict", "labels": {"src": "dict"}}, "data": {"b": "2"}},  # type: ignore[arg-type]
     )
     assert from_dict.kind == "ConfigMap"
     assert from_dict.api_version == "v1"
-    assert from_dict.metadata.labels == {"src": "dict"}
+    assert meta(from_dict).labels == {"src": "dict"}
 
     read = core.read_namespaced_config_map("from-model", ns)
-    assert read.metadata.uid == created.metadata.uid
-    assert read.metadata.resource_version == created.metadata.resource_version
+    assert meta(read).uid == meta(created).uid
+    assert meta(read).resource_version == meta(created).resource_version
 
-    names = [i.metadata.name for i in core.list_namespaced_config_map(ns).items]
+    names = [meta(i).name for i in core.list_namespaced_config_map(ns).items]
     assert {"from-model", "from-dict"} <= set(names)
 
-    read.data["c"] = "3"
+    some(read.data)["c"] = "3"
     replaced = core.replace_namespaced_config_map("from-model", ns, read)
     assert replaced.data == {"a": "1", "c": "3"}
-    assert int(replaced.metadata.resource_version) > int(read.metadata.resource_version)
+    assert rv(replaced.metadata) > rv(read.metadata)
 
     # A dict body is a strategic merge patch: maps merge.
     patched = core.patch_namespaced_config_map("from-model", ns, {"data": {"d": "4"}})
@@ -162,7 +216,7 @@ def test_configmap_crud_from_models_and_dicts(core: client.CoreV1Api, ns: str) -
 
     # Patching with the same content again is a no-op: the resourceVersion stays.
     again = core.patch_namespaced_config_map("from-model", ns, {"data": {"merged": "yes"}})
-    assert again.metadata.resource_version == patched.metadata.resource_version
+    assert meta(again).resource_version == meta(patched).resource_version
 
     core.delete_namespaced_config_map("from-model", ns)
     with pytest.raises(ApiException) as missing:
@@ -178,12 +232,12 @@ def test_configmap_crud_from_models_and_dicts(core: client.CoreV1Api, ns: str) -
 
 def test_pod_crud_and_delete_returns_the_pod(core: client.CoreV1Api, ns: str) -> None:
     created = core.create_namespaced_pod(ns, pod("web", {"app": "web"}))
-    assert created.spec.containers[0].name == "main"
-    assert created.status.phase == "Pending"
+    assert spec(created).containers[0].name == "main"
+    assert status(created).phase == "Pending"
 
     from_dict = core.create_namespaced_pod(
         ns,
-        {
+        {  # type: ignore[arg-type]  # a plain dict body, as above
             "metadata": {"name": "dict-pod"},
             "spec": {
                 "containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80}]}]
@@ -191,49 +245,83 @@ def test_pod_crud_and_delete_returns_the_pod(core: client.CoreV1Api, ns: str) ->
         },
     )
     # Defaulting as upstream: container ports get protocol TCP.
-    assert from_dict.spec.containers[0].ports[0].protocol == "TCP"
+    assert some(spec(from_dict).containers[0].ports)[0].protocol == "TCP"
 
     current = core.read_namespaced_pod("web", ns)
-    current.metadata.labels["tier"] = "front"
+    some(meta(current).labels)["tier"] = "front"
     replaced = core.replace_namespaced_pod("web", ns, current)
-    assert replaced.metadata.labels == {"app": "web", "tier": "front"}
+    assert meta(replaced).labels == {"app": "web", "tier": "front"}
 
     # Strategic merge: containers merge by name, so the image changes in place.
     patched = core.patch_namespaced_pod(
         "web", ns, {"spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]}}
     )
-    assert [(c.name, c.image) for c in patched.spec.containers] == [("main", "busybox:1.37")]
+    assert [(c.name, c.image) for c in spec(patched).containers] == [("main", "busybox:1.37")]
     patched = core.patch_namespaced_pod(
         "web", ns, [{"op": "add", "path": "/metadata/annotations", "value": {"note": "json"}}]
     )
-    assert patched.metadata.annotations == {"note": "json"}
+    assert meta(patched).annotations == {"note": "json"}
     patched = core.patch_namespaced_pod(
         "web",
         ns,
         {"metadata": {"labels": {"tier": None}}},
         _content_type="application/merge-patch+json",
     )
-    assert patched.metadata.labels == {"app": "web"}
+    assert meta(patched).labels == {"app": "web"}
 
     # The typed client deserializes DELETE's answer as a V1Pod: it must be the object.
     deleted = core.delete_namespaced_pod("web", ns)
     assert isinstance(deleted, client.V1Pod)
-    assert deleted.metadata.name == "web"
-    assert deleted.metadata.uid == created.metadata.uid
-    assert "web" not in [p.metadata.name for p in core.list_namespaced_pod(ns).items]
+    assert meta(deleted).name == "web"
+    assert meta(deleted).uid == meta(created).uid
+    assert "web" not in [meta(p).name for p in core.list_namespaced_pod(ns).items]
+
+
+def test_binding_assigns_a_node_once_and_refuses_a_bad_name(
+    core: client.CoreV1Api, ns: str
+) -> None:
+    body = pod("bound", {"app": "bound"})
+    spec(body).scheduler_name = "elsewhere"  # not ours: Berth's scheduler leaves it alone
+    core.create_namespaced_pod(ns, body)
+
+    def bind(node: str) -> Any:
+        binding = {"metadata": {"name": "bound"}, "target": {"kind": "Node", "name": node}}
+        # The client cannot read the Status a binding answers into its V1Binding model. It takes
+        # a plain dict body too, though its annotation names only the model.
+        return core.create_namespaced_pod_binding("bound", ns, binding, _preload_content=False)  # type: ignore[arg-type]
+
+    with pytest.raises(ApiException) as invalid:
+        bind("Not_A_Node")
+    assert invalid.value.status == 422
+    assert "target.name" in error_body(invalid.value)["message"]
+
+    answer = bind("node-a")
+    assert answer.status == 201
+    bound = core.read_namespaced_pod("bound", ns)
+    assert spec(bound).node_name == "node-a"
+    conditions = some(status(bound).conditions)
+    assert [(c.type, c.status) for c in conditions] == [("PodScheduled", "True")]
+    # Bindings bypass field management, as upstream.
+    managed = json.dumps([m.to_dict() for m in some(meta(bound).managed_fields)], default=str)
+    assert "f:nodeName" not in managed and "f:spec" in managed
+
+    with pytest.raises(ApiException) as again:
+        bind("node-b")
+    assert again.value.status == 409
+    assert 'already assigned to node "node-a"' in error_body(again.value)["message"]
 
 
 def test_deployment_crud_and_generation(apps: client.AppsV1Api, ns: str) -> None:
     created = apps.create_namespaced_deployment(ns, deployment("shop"))
-    assert created.metadata.generation == 1
+    assert meta(created).generation == 1
     # Upstream defaults.
-    assert created.spec.strategy.type == "RollingUpdate"
-    assert created.spec.revision_history_limit == 10
-    assert created.spec.progress_deadline_seconds == 600
+    assert some(spec(created).strategy).type == "RollingUpdate"
+    assert spec(created).revision_history_limit == 10
+    assert spec(created).progress_deadline_seconds == 600
 
     from_dict = apps.create_namespaced_deployment(
         ns,
-        {
+        {  # type: ignore[arg-type]  # a plain dict body, as above
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {"name": "dict-deploy"},
@@ -246,7 +334,7 @@ def test_deployment_crud_and_generation(apps: client.AppsV1Api, ns: str) -> None
             },
         },
     )
-    assert from_dict.spec.replicas == 1
+    assert spec(from_dict).replicas == 1
 
     # A metadata-only change leaves generation alone.
     labelled = apps.patch_namespaced_deployment(
@@ -255,7 +343,7 @@ def test_deployment_crud_and_generation(apps: client.AppsV1Api, ns: str) -> None
         {"metadata": {"labels": {"team": "a"}}},
         _content_type="application/merge-patch+json",
     )
-    assert labelled.metadata.generation == 1
+    assert meta(labelled).generation == 1
 
     # Strategic merge adds a container next to the existing one (merge key: name).
     patched = apps.patch_namespaced_deployment(
@@ -263,23 +351,23 @@ def test_deployment_crud_and_generation(apps: client.AppsV1Api, ns: str) -> None
         ns,
         {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "busybox"}]}}}},
     )
-    assert sorted(c.name for c in patched.spec.template.spec.containers) == ["sidecar", "web"]
-    assert patched.metadata.generation == 2
+    assert sorted(c.name for c in spec(spec(patched).template).containers) == ["sidecar", "web"]
+    assert meta(patched).generation == 2
 
     patched = apps.patch_namespaced_deployment(
         "shop", ns, [{"op": "replace", "path": "/spec/replicas", "value": 4}]
     )
-    assert patched.spec.replicas == 4
-    assert patched.metadata.generation == 3
+    assert spec(patched).replicas == 4
+    assert meta(patched).generation == 3
 
     current = apps.read_namespaced_deployment("shop", ns)
-    current.spec.replicas = 2
+    spec(current).replicas = 2
     replaced = apps.replace_namespaced_deployment("shop", ns, current)
-    assert replaced.spec.replicas == 2
-    assert replaced.metadata.generation == 4
+    assert spec(replaced).replicas == 2
+    assert meta(replaced).generation == 4
 
     listed = apps.list_namespaced_deployment(ns)
-    assert sorted(d.metadata.name for d in listed.items) == ["dict-deploy", "shop"]
+    assert sorted(some(meta(d).name) for d in listed.items) == ["dict-deploy", "shop"]
 
     apps.delete_namespaced_deployment("shop", ns)
     with pytest.raises(ApiException) as missing:
@@ -303,43 +391,44 @@ def test_service_crud_and_delete_returns_the_service(core: client.CoreV1Api, ns:
             ),
         ),
     )
-    assert created.spec.type == "ClusterIP"
-    assert created.spec.ports[0].protocol == "TCP"
+    assert spec(created).type == "ClusterIP"
+    assert some(spec(created).ports)[0].protocol == "TCP"
     # Upstream sets an empty loadBalancer status; the client's own tests assert it is truthy.
-    assert created.status.load_balancer is not None
+    assert status(created).load_balancer is not None
 
     from_dict = core.create_namespaced_service(
-        ns, {"metadata": {"name": "back"}, "spec": {"ports": [{"port": 5432}]}}
+        ns,
+        {"metadata": {"name": "back"}, "spec": {"ports": [{"port": 5432}]}},  # type: ignore[arg-type]
     )
-    assert from_dict.spec.ports[0].port == 5432
+    assert some(spec(from_dict).ports)[0].port == 5432
 
     # Strategic merge: Service ports merge by port, so a new port is added beside 80.
     patched = core.patch_namespaced_service(
         "front", ns, {"spec": {"ports": [{"name": "alt", "port": 8080, "target_port": 8080}]}}
     )
-    assert sorted(p.port for p in patched.spec.ports) == [80, 8080]
+    assert sorted(p.port for p in some(spec(patched).ports)) == [80, 8080]
     patched = core.patch_namespaced_service(
         "front",
         ns,
         {"metadata": {"annotations": {"merged": "true"}}},
         _content_type="application/merge-patch+json",
     )
-    assert patched.metadata.annotations == {"merged": "true"}
-    alt = [p.port for p in patched.spec.ports].index(8080)
+    assert meta(patched).annotations == {"merged": "true"}
+    alt = [p.port for p in some(spec(patched).ports)].index(8080)
     patched = core.patch_namespaced_service(
         "front", ns, [{"op": "remove", "path": f"/spec/ports/{alt}"}]
     )
-    assert [p.port for p in patched.spec.ports] == [80]
+    assert [p.port for p in some(spec(patched).ports)] == [80]
 
     current = core.read_namespaced_service("front", ns)
-    current.spec.selector = {"app": "front", "tier": "web"}
+    spec(current).selector = {"app": "front", "tier": "web"}
     replaced = core.replace_namespaced_service("front", ns, current)
-    assert replaced.spec.selector == {"app": "front", "tier": "web"}
+    assert spec(replaced).selector == {"app": "front", "tier": "web"}
 
     deleted = core.delete_namespaced_service("front", ns)
     assert isinstance(deleted, client.V1Service)
-    assert deleted.metadata.uid == created.metadata.uid
-    assert [s.metadata.name for s in core.list_namespaced_service(ns).items] == ["back"]
+    assert meta(deleted).uid == meta(created).uid
+    assert [meta(s).name for s in core.list_namespaced_service(ns).items] == ["back"]
 
 
 # --- selectors ----------------------------------------------------------------------------------
@@ -354,7 +443,7 @@ def test_label_and_field_selectors(core: client.CoreV1Api, ns: str) -> None:
         core.create_namespaced_pod(ns, pod(name, labels))
 
     def names(**kwargs: Any) -> list[str]:
-        return sorted(p.metadata.name for p in core.list_namespaced_pod(ns, **kwargs).items)
+        return sorted(some(meta(p).name) for p in core.list_namespaced_pod(ns, **kwargs).items)
 
     assert names(label_selector="app=web") == ["a", "b"]
     assert names(label_selector="app=web,tier!=front") == ["b"]
@@ -367,12 +456,12 @@ def test_label_and_field_selectors(core: client.CoreV1Api, ns: str) -> None:
     assert names(field_selector=f"metadata.namespace={ns}") == ["a", "b", "c"]
     # Across namespaces, a field selector on the namespace narrows to this one.
     everywhere = core.list_pod_for_all_namespaces(field_selector=f"metadata.namespace={ns}")
-    assert sorted(p.metadata.name for p in everywhere.items) == ["a", "b", "c"]
+    assert sorted(some(meta(p).name) for p in everywhere.items) == ["a", "b", "c"]
 
     with pytest.raises(ApiException) as bad:
         core.list_namespaced_pod(ns, field_selector="spec.nothing=x")
     assert bad.value.status == 400
-    assert json.loads(bad.value.body)["reason"] == "BadRequest"
+    assert error_body(bad.value)["reason"] == "BadRequest"
 
 
 # --- watch --------------------------------------------------------------------------------------
@@ -402,11 +491,11 @@ def test_watch_receives_added_modified_deleted(core: client.CoreV1Api, ns: str) 
     for event in w.stream(core.list_namespaced_config_map, ns, timeout_seconds=10):
         obj = event["object"]
         assert isinstance(obj, client.V1ConfigMap)
-        if obj.metadata.name == "sentinel" and changer.ident is None:
+        if meta(obj).name == "sentinel" and changer.ident is None:
             changer.start()
-        if obj.metadata.name != "watched":
+        if meta(obj).name != "watched":
             continue
-        events.append((event["type"], obj.metadata.resource_version, obj.data))
+        events.append((event["type"], some(meta(obj).resource_version), obj.data))
         if event["type"] == "DELETED":
             w.stop()
     changer.join(10)
@@ -449,7 +538,7 @@ def test_watch_replays_from_a_resource_version(core: client.CoreV1Api, ns: str) 
         for e in watch.Watch().stream(
             core.list_namespaced_config_map,
             ns,
-            resource_version=listed.metadata.resource_version,
+            resource_version=some(listed.metadata).resource_version,
             timeout_seconds=1,
         )
         if e["object"].metadata.name != "kube-root-ca.crt"
@@ -468,9 +557,9 @@ def test_replace_with_a_stale_resource_version_is_409_conflict(
     )
     first = core.read_namespaced_config_map("cas", ns)
     second = core.read_namespaced_config_map("cas", ns)
-    first.data["n"] = "1"
+    some(first.data)["n"] = "1"
     core.replace_namespaced_config_map("cas", ns, first)
-    second.data["n"] = "2"
+    some(second.data)["n"] = "2"
     with pytest.raises(ApiException) as lost:
         core.replace_namespaced_config_map("cas", ns, second)
     assert lost.value.status == 409
@@ -487,7 +576,7 @@ def test_replace_with_a_stale_resource_version_is_409_conflict(
     apps.create_namespaced_deployment(ns, deployment("cas"))
     stale = apps.read_namespaced_deployment("cas", ns)
     apps.patch_namespaced_deployment_scale("cas", ns, {"spec": {"replicas": 3}})
-    stale.spec.replicas = 5
+    spec(stale).replicas = 5
     with pytest.raises(ApiException) as lost_apps:
         apps.replace_namespaced_deployment("cas", ns, stale)
     assert lost_apps.value.body == status_line(
@@ -554,9 +643,9 @@ def test_too_old_resource_version_is_410_then_relist_and_resume(
             ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"page-{i}"))
         )
     first_page = core.list_namespaced_config_map(ns, limit=1)
-    token = first_page.metadata._continue
+    token = some(first_page.metadata)._continue
     assert token
-    old_rv = first_page.metadata.resource_version
+    old_rv = some(some(first_page.metadata).resource_version)
 
     # Push old_rv out of the retained window, then compact as an operator would.
     for i in range(2 * RETENTION):
@@ -566,8 +655,12 @@ def test_too_old_resource_version_is_410_then_relist_and_resume(
     assert floor > int(old_rv) + 1
 
     # A watch from the compacted revision: one ERROR event with the upstream Status...
-    raw = core.list_namespaced_config_map(
-        ns, watch=True, resource_version=old_rv, timeout_seconds=5, _preload_content=False
+    # Without preloading, the call answers the raw urllib3 response, not the annotated list.
+    raw = cast(
+        "urllib3.BaseHTTPResponse",
+        core.list_namespaced_config_map(
+            ns, watch=True, resource_version=old_rv, timeout_seconds=5, _preload_content=False
+        ),
     )
     try:
         assert raw.status == 200
@@ -591,18 +684,18 @@ def test_too_old_resource_version_is_410_then_relist_and_resume(
     with pytest.raises(ApiException) as expired_list:
         core.list_namespaced_config_map(ns, limit=1, _continue=token)
     assert expired_list.value.status == 410
-    assert json.loads(expired_list.value.body)["reason"] == "Expired"
+    assert error_body(expired_list.value)["reason"] == "Expired"
 
     # The client's way out: relist, then watch from the list's resourceVersion.
     relisted = core.list_namespaced_config_map(ns)
-    assert int(relisted.metadata.resource_version) >= floor
+    assert rv(relisted.metadata) >= floor
     core.patch_namespaced_config_map("page-1", ns, {"data": {"after": "relist"}})
     seen = [
         (e["type"], e["object"].metadata.name, e["object"].data)
         for e in watch.Watch().stream(
             core.list_namespaced_config_map,
             ns,
-            resource_version=relisted.metadata.resource_version,
+            resource_version=some(relisted.metadata).resource_version,
             timeout_seconds=1,
         )
     ]
@@ -616,16 +709,16 @@ def test_deployment_scale_subresource(apps: client.AppsV1Api, ns: str) -> None:
     apps.create_namespaced_deployment(ns, deployment("scaled", replicas=2))
     scale = apps.read_namespaced_deployment_scale("scaled", ns)
     assert isinstance(scale, client.V1Scale)
-    assert scale.spec.replicas == 2
-    assert scale.status.selector == "app=scaled"
-    assert scale.metadata.name == "scaled"
+    assert spec(scale).replicas == 2
+    assert status(scale).selector == "app=scaled"
+    assert meta(scale).name == "scaled"
 
     patched = apps.patch_namespaced_deployment_scale("scaled", ns, {"spec": {"replicas": 5}})
-    assert patched.spec.replicas == 5
+    assert spec(patched).replicas == 5
     parent = apps.read_namespaced_deployment("scaled", ns)
-    assert parent.spec.replicas == 5
-    assert parent.metadata.generation == 2
-    assert patched.metadata.resource_version == parent.metadata.resource_version
+    assert spec(parent).replicas == 5
+    assert meta(parent).generation == 2
+    assert meta(patched).resource_version == meta(parent).resource_version
 
     with pytest.raises(ApiException) as negative:
         apps.patch_namespaced_deployment_scale("scaled", ns, {"spec": {"replicas": -1}})
@@ -644,7 +737,7 @@ def test_deployment_scale_subresource(apps: client.AppsV1Api, ns: str) -> None:
             ],
         },
     )
-    assert apps.read_namespaced_deployment("scaled", ns).spec.replicas == 5
+    assert spec(apps.read_namespaced_deployment("scaled", ns)).replicas == 5
 
 
 def test_discovery_with_trailing_slashes(k8s_client: client.ApiClient) -> None:
@@ -662,7 +755,7 @@ def test_discovery_with_trailing_slashes(k8s_client: client.ApiClient) -> None:
     by_name = {r.name: r for r in resources.resources}
     assert by_name["pods"].namespaced is True
     assert by_name["pods"].kind == "Pod"
-    assert "po" in by_name["pods"].short_names
+    assert "po" in some(by_name["pods"].short_names)
     assert by_name["namespaces"].namespaced is False
     assert "pods/status" in by_name
 
