@@ -14,13 +14,21 @@ import pytest
 
 from clusterapi import store
 from clusterapi.resources import by_kind
+from clusterapi.resources.registry import Kind
 
 pytestmark = pytest.mark.django_db
 
-NAMESPACE = by_kind("v1", "Namespace")
-POD = by_kind("v1", "Pod")
-QUOTA = by_kind("v1", "ResourceQuota")
-LIMITS = by_kind("v1", "LimitRange")
+
+def kind(api_version: str, name: str) -> Kind:
+    found = by_kind(api_version, name)
+    assert found is not None
+    return found
+
+
+NAMESPACE = kind("v1", "Namespace")
+POD = kind("v1", "Pod")
+QUOTA = kind("v1", "ResourceQuota")
+LIMITS = kind("v1", "LimitRange")
 
 
 @pytest.fixture(autouse=True)

@@ -173,9 +173,9 @@ def placement_taint(condition: str) -> Obj:
 
 
 def test_node_should_run_distinguishes_no_schedule_from_no_execute() -> None:
-    template = {"spec": {"containers": [{"name": "c", "image": "x"}]}}
+    template: Obj = {"spec": {"containers": [{"name": "c", "image": "x"}]}}
     taint = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
-    tainted = {"metadata": {"name": "n"}, "spec": {"taints": [taint]}}
+    tainted: Obj = {"metadata": {"name": "n"}, "spec": {"taints": [taint]}}
     assert placement.node_should_run(tainted, template) == (False, True)
     tainted["spec"]["taints"] = [{**taint, "effect": "NoExecute"}]
     assert placement.node_should_run(tainted, template) == (False, False)

@@ -133,7 +133,11 @@ def test_a_statefulset_starts_in_order_rolls_out_and_rolls_back(
     # OrderedReady: each pod appears only once its predecessor is Running and Ready.
     for ordinal in range(3):
         name = f"web-{ordinal}"
-        wait_for(lambda name=name: name in images(kubectl, "app=web"), name)
+
+        def appeared(name: str = name) -> bool:
+            return name in images(kubectl, "app=web")
+
+        wait_for(appeared, name)
         time.sleep(2)
         assert sorted(images(kubectl, "app=web")) == [f"web-{i}" for i in range(ordinal + 1)]
         ready_pods(kubectl, "app=web", only=name)

@@ -11,11 +11,19 @@ import pytest
 from clusterapi import store
 from clusterapi.controllers import tasks, wakeups
 from clusterapi.resources import by_kind
+from clusterapi.resources.registry import Kind
 
 pytestmark = pytest.mark.django_db
 
-CONFIGMAP = by_kind("v1", "ConfigMap")
-NAMESPACE = by_kind("v1", "Namespace")
+
+def kind(api_version: str, name: str) -> Kind:
+    found = by_kind(api_version, name)
+    assert found is not None
+    return found
+
+
+CONFIGMAP = kind("v1", "ConfigMap")
+NAMESPACE = kind("v1", "Namespace")
 
 
 @pytest.fixture
@@ -32,10 +40,12 @@ def test_a_burst_of_changes_from_many_threads_is_one_message(
 ) -> None:
     settings.BERTH_WAKE_BATCH_SECONDS = 0.2
     buffer = wakeups.Buffer()
-    threads = [
-        threading.Thread(target=lambda start=start: [buffer.add(start + i) for i in range(50)])
-        for start in range(0, 400, 100)
-    ]
+
+    def add_fifty(start: int) -> None:
+        for i in range(50):
+            buffer.add(start + i)
+
+    threads = [threading.Thread(target=add_fifty, args=(start,)) for start in range(0, 400, 100)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
-from django.http import HttpResponse
 from django.test import Client
+
+if TYPE_CHECKING:
+    # The test client's response type: an HttpResponse with ``json()``, ``templates`` etc.
+    # It only exists in django-stubs, so it can only be imported for the type checker.
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
 
 ISSUER = "https://testserver/dex"
 DASHBOARD_SECRET = "dashboard-secret-123"
@@ -26,17 +30,15 @@ def pkce() -> tuple[str, str]:
     return verifier, challenge.rstrip(b"=").decode()
 
 
-def get(browser: Client, url: str, **params: Any) -> HttpResponse:
-    response: HttpResponse = browser.get(url, params, secure=True)
-    return response
+def get(browser: Client, url: str, **params: Any) -> TestResponse:
+    return browser.get(url, params, secure=True)
 
 
-def post(browser: Client, url: str, data: dict[str, Any], **extra: Any) -> HttpResponse:
-    response: HttpResponse = browser.post(url, data, secure=True, **extra)
-    return response
+def post(browser: Client, url: str, data: dict[str, Any], **extra: Any) -> TestResponse:
+    return browser.post(url, data, secure=True, **extra)
 
 
-def location(response: HttpResponse) -> str:
+def location(response: TestResponse) -> str:
     assert response.status_code == 302, (response.status_code, response.content[:500])
     return str(response["Location"])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -33,7 +34,7 @@ def whoami(api: Client, token: str) -> dict[str, object]:
 def test_api_accepts_an_issued_id_token_and_group_bindings(browser: Client, alice: User) -> None:
     id_token = tokens_for(browser, "alice", "alice-pass-1")["id_token"]
     api = Client()
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {id_token}"}
+    auth: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {id_token}"}
     denied = api.get("/api/v1/namespaces", secure=True, **auth)
     assert denied.status_code == 403
     assert 'User "alice@example.com" cannot list' in denied.json()["message"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -127,7 +129,7 @@ def test_revoking_a_refresh_token_ends_its_family(browser: Client, alice: User) 
 
 def test_revoking_an_access_token(browser: Client, alice: User) -> None:
     first = tokens_for(browser, "alice", "alice-pass-1")
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {first['access_token']}"}
+    auth: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {first['access_token']}"}
     assert browser.get("/dex/userinfo", secure=True, **auth).status_code == 200
     post(browser, "/dex/token/revoke", {"token": first["access_token"], "client_id": "cli"})
     assert browser.get("/dex/userinfo", secure=True, **auth).status_code == 401

@@ -101,7 +101,7 @@ def test_stale_samples_and_samples_of_other_pod_incarnations_are_not_served(
 
 def test_writes_and_watches_are_not_allowed(admin: str, reported: dict[str, Any]) -> None:
     client = Client()
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {admin}"}
+    auth: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {admin}"}
     created = client.post(
         "/apis/metrics.k8s.io/v1beta1/nodes",
         "{}",

@@ -141,7 +141,8 @@ def cluster(live_server_berth: LiveServer, kubectl: Kubectl) -> Iterator[Kubectl
         agent.start()
     try:
         for agent in agents:
-            wait_for(lambda a=agent: node_ready(kubectl, a.name), 60, f"node {agent.name} Ready")
+            ready = functools.partial(node_ready, kubectl, agent.name)
+            wait_for(ready, 60, f"node {agent.name} Ready")
         yield kubectl
     finally:
         for agent in agents:

@@ -19,15 +19,24 @@ from clusterapi.api import table, views
 from clusterapi.api.requests import resolve
 from clusterapi.core.models import Resource
 from clusterapi.resources import by_kind, printers, stored_rows
+from clusterapi.resources.registry import Kind
 
 pytestmark = pytest.mark.django_db
 
 Obj = dict[str, Any]
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
-NAMESPACE = by_kind("v1", "Namespace")
-POD = by_kind("v1", "Pod")
-JOB = by_kind("batch/v1", "Job")
-STORAGE_CLASS = by_kind("storage.k8s.io/v1", "StorageClass")
+
+
+def kind(api_version: str, name: str) -> Kind:
+    found = by_kind(api_version, name)
+    assert found is not None
+    return found
+
+
+NAMESPACE = kind("v1", "Namespace")
+POD = kind("v1", "Pod")
+JOB = kind("batch/v1", "Job")
+STORAGE_CLASS = kind("storage.k8s.io/v1", "StorageClass")
 
 
 class Clock:

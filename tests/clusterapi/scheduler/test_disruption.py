@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from django.http import HttpResponse
 from django.test import RequestFactory
 
 from clusterapi import store
@@ -71,6 +72,7 @@ def evict(name: str, body: Obj | None = None, query: str = "") -> tuple[int, Obj
         response = views.handle(request, target)
     except ApiError as exc:
         response = error_response(exc)
+    assert isinstance(response, HttpResponse)  # not streamed: it has a body
     return response.status_code, orjson.loads(response.content)
 
 

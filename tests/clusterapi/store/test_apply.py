@@ -391,7 +391,7 @@ def test_fields_v1_marks_owned_parents_with_a_dot() -> None:
 
 
 def test_fields_v1_key_spelling_is_normalised() -> None:
-    fields = {"f:spec": {"f:ports": {'k:{"protocol": "TCP", "port": 80}': {}}}}
+    fields: dict[str, Any] = {"f:spec": {"f:ports": {'k:{"protocol": "TCP", "port": 80}': {}}}}
     assert fields_to_paths(fields) == {("f:spec", "f:ports", 'k:{"port":80,"protocol":"TCP"}')}
 
 

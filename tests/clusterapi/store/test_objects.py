@@ -26,7 +26,7 @@ from clusterapi.core import watch
 from clusterapi.core.models import Change, Compaction, Resource, Revision
 from clusterapi.resources import by_kind
 from clusterapi.resources.registry import Kind
-from clusterapi.store import objects
+from clusterapi.store import objects, sql
 from clusterapi.store.errors import ApiError
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -262,7 +262,8 @@ def test_update_with_a_stale_resource_version_is_a_conflict(ns: str) -> None:
 def test_a_write_that_loses_the_swap_inside_the_transaction_is_a_conflict(ns: str) -> None:
     """Between reading the row and swapping it, another writer commits: 409, nothing written."""
     store.create(CONFIGMAP, configmap("race", {"n": "0"}), namespace=ns)
-    row = Resource.objects.get(resource="configmaps", namespace=ns, name="race")
+    stored = Resource.objects.get(resource="configmaps", namespace=ns, name="race")
+    row = sql.Row(stored.pk, stored.revision, stored.data)
     store.update(CONFIGMAP, ns, "race", configmap("race", {"n": "winner"}))
     before = footprint()
     with pytest.raises(ApiError) as lost:

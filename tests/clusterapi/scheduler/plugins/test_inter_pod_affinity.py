@@ -21,12 +21,17 @@ def term(labels: dict[str, str], key: str = ZONE, **more: Any) -> dict:
     return {"labelSelector": {"matchLabels": labels}, "topologyKey": key, **more}
 
 
-def affinity(kind: str, *terms: dict, preferred: bool = False) -> dict:
+def affinity(
+    kind: str, *terms: dict[str, Any] | tuple[int, dict[str, Any]], preferred: bool = False
+) -> dict:
+    """Required terms are given as term dicts; preferred ones as (weight, term) pairs."""
     if preferred:
+        weighted = [t for t in terms if isinstance(t, tuple)]
+        assert len(weighted) == len(terms), "preferred terms are (weight, term) pairs"
         return {
             kind: {
                 "preferredDuringSchedulingIgnoredDuringExecution": [
-                    {"weight": w, "podAffinityTerm": t} for w, t in terms
+                    {"weight": w, "podAffinityTerm": t} for w, t in weighted
                 ]
             }
         }

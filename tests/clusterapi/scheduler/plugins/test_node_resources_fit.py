@@ -55,7 +55,7 @@ GI = 2**30
     ],
 )
 def test_filter_resources(
-    request_: dict[str, str], used: list[dict[str, str]], reasons: tuple, code: Code | None
+    request_: dict[str, Any], used: list[dict[str, Any]], reasons: tuple, code: Code | None
 ) -> None:
     running = [pod(f"r{i}", node_name="n", **u) for i, u in enumerate(used)]
     n = info(node("n", cpu="4", memory="8Gi"), running)
@@ -142,7 +142,7 @@ def test_pod_requests_follow_the_init_container_rule(
     assert requests.get("memory", 0) == memory
 
 
-def scores(plugin: NodeResourcesFit, incoming: dict[str, Any], used: dict[str, str]) -> int:
+def scores(plugin: NodeResourcesFit, incoming: dict[str, Any], used: dict[str, Any]) -> int:
     n = info(node("n", cpu="4", memory="8Gi"), [pod("r", node_name="n", **used)])
     return plugin.score(state(), PodInfo(pod("p", **incoming)), n)
 
