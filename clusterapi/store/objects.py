@@ -466,7 +466,7 @@ def create(
                 data,
                 stored_rows.for_storage(kind.kind, obj),
             )
-            _record(kind, obj, Change.ADDED, revision)
+            _record(kind, obj, Change.ADDED, revision, data=data)
     except IntegrityError as exc:
         raise errors.already_exists(kind, name) from exc
     return WriteResult(obj, created=True, warnings=warnings)
