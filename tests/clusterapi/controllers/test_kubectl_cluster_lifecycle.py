@@ -5,6 +5,8 @@ on it, with a node-monitor grace period of a few seconds instead of 40, and two 
 node agents: ``steady`` with two nodes and ``doomed`` with one, so that killing the second
 agent is a node that stops renewing its Lease. The tests show:
 
+* an image change rolls out with never more than ``replicas + maxSurge`` pods and never
+  fewer than ``replicas - maxUnavailable`` Ready (sampled throughout);
 * a node whose agent dies goes ``Ready=Unknown`` and gets the ``unreachable`` taints, and a
   Deployment's pods on it are evicted once their toleration runs out and replaced on the
   other nodes;
@@ -16,6 +18,7 @@ agent is a node that stops renewing its Lease. The tests show:
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,6 +130,41 @@ def deployment(name: str, replicas: int, toleration_seconds: int) -> Obj:
     }
 
 
+def test_an_image_change_rolls_within_the_surge_and_availability_bounds(
+    kubectl: Kubectl, agents: dict[str, SimulatedAgent]
+) -> None:
+    """Five replicas, the default 25% bounds: maxSurge rounds up to 2 and maxUnavailable down
+    to 1, so every consistent list of the rollout shows at most 7 pods and at least 4 Ready."""
+    kubectl("create", "namespace", "rolling")
+    kubectl("create", "deployment", "web", "-n", "rolling", "--image=nginx:1.25", "--replicas=5")
+    kubectl("rollout", "status", "deployment/web", "-n", "rolling", "--timeout=60s", timeout=70)
+    samples: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            pods = live_pods(kubectl, "rolling")
+            ready = sum(1 for p in pods if condition(p, "Ready").get("status") == "True")
+            samples.append((len(pods), ready))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        kubectl("set", "image", "deployment/web", "-n", "rolling", "nginx=nginx:1.26")
+        out = kubectl(
+            "rollout", "status", "deployment/web", "-n", "rolling", "--timeout=90s", timeout=100
+        )
+    finally:
+        done.set()
+        sampler.join()
+    assert 'deployment "web" successfully rolled out' in out
+    images = [p["spec"]["containers"][0]["image"] for p in live_pods(kubectl, "rolling")]
+    assert images == ["nginx:1.26"] * 5
+    assert len(samples) >= 5, samples
+    assert max(total for total, _ in samples) <= 7, samples
+    assert min(ready for _, ready in samples) >= 4, samples
+
+
 def test_a_node_that_stops_renewing_its_lease_goes_not_ready_and_its_pods_move(
     kubectl: Kubectl, agents: dict[str, SimulatedAgent]
 ) -> None:
@@ -147,11 +185,13 @@ def test_a_node_that_stops_renewing_its_lease_goes_not_ready_and_its_pods_move(
 
     agents["doomed"].kill()
 
-    def unknown() -> Obj | None:
+    def unknown_and_tainted() -> Obj | None:
+        # The condition and the taints are two writes, as upstream's two passes.
         node = get_json(kubectl, "node", "doomed-0")
-        return node if condition(node, "Ready").get("status") == "Unknown" else None
+        unknown = condition(node, "Ready").get("status") == "Unknown"
+        return node if unknown and node["spec"].get("taints") else None
 
-    node = wait_for(unknown, GRACE_SECONDS + 30, "doomed-0 Ready=Unknown")
+    node = wait_for(unknown_and_tainted, GRACE_SECONDS + 30, "doomed-0 Unknown and tainted")
     ready = condition(node, "Ready")
     assert (ready["reason"], ready["message"]) == (
         "NodeStatusUnknown",
