@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from clusterapi.admission import admit, admit_delete
 from clusterapi.core.models import Change, Compaction
@@ -107,10 +107,7 @@ class ListResult:
 
 def current_revision() -> int:
     """The latest committed revision (what a list reports as its resourceVersion)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT value FROM core_revision WHERE id = 1")
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
+    return sql.current_revision()
 
 
 def compacted_revision() -> int:
@@ -122,10 +119,7 @@ def compacted_revision() -> int:
 def _next_revision() -> int:
     # The row lock taken here is held until commit: writers queue behind it, so revisions
     # commit in increasing order and "changes after N" is a complete answer for watchers.
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE core_revision SET value = value + 1 WHERE id = 1 RETURNING value")
-        row = cursor.fetchone()
-    return int(row[0])
+    return sql.next_revision()
 
 
 def _return_revision() -> None:
@@ -134,8 +128,7 @@ def _return_revision() -> None:
     The counter's lock is still held (until commit), so nobody took a number since: the
     counter stays contiguous without a savepoint to roll back to.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE core_revision SET value = value - 1 WHERE id = 1")
+    sql.return_revision()
 
 
 def _after_commit(kind: Kind, obj: Obj) -> None:
