@@ -132,21 +132,26 @@ def _return_revision() -> None:
 
 
 def _after_commit(kind: Kind, obj: Obj) -> None:
-    from clusterapi.core import watch
-
-    transaction.on_commit(watch.notify)
     from clusterapi import controllers
+    from clusterapi.core import watch
+    from clusterapi.rbac import authorizer
     from clusterapi.store import snapshots
 
-    # Stale now, for reads later in this transaction (and in tests, whose transactions never
-    # commit), and again at commit, for threads that re-read meanwhile.
-    snapshots.changed(kind)
-    transaction.on_commit(lambda: snapshots.changed(kind))
-    if kind.group == "rbac.authorization.k8s.io":
-        from clusterapi.rbac import authorizer
+    rbac = kind.group == "rbac.authorization.k8s.io"
 
-        transaction.on_commit(authorizer.invalidate)
-    transaction.on_commit(lambda: controllers.wake(kind, obj))
+    def committed() -> None:
+        watch.notify()
+        snapshots.changed(kind)
+        if rbac:
+            authorizer.invalidate()
+        controllers.wake(kind, obj)
+
+    # Stale now, for reads later in this transaction (and in tests, whose transactions never
+    # commit), and again at commit, for threads that re-read meanwhile. One callback per
+    # write, registered on the connection the statements used (finding it through Django's
+    # ``connections`` again cost a sixth of a scheduler bind).
+    snapshots.changed(kind)
+    sql.on_commit(committed)
 
 
 def _record(

@@ -21,7 +21,8 @@ statements go through Django's cursor as before, so they stay visible to those t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -76,10 +77,28 @@ def _native(statement: str, vendor: str) -> str:
     return found
 
 
+_thread = threading.local()
+
+
+def _database() -> Any:
+    """This thread's connection wrapper. Django keeps one per thread for good; finding it
+    through ``connections`` (an asgiref ``Local``) costs more than a statement, so the
+    thread remembers it."""
+    db = getattr(_thread, "db", None)
+    if db is None:
+        db = _thread.db = connections[DEFAULT_DB_ALIAS]
+    return db
+
+
+def on_commit(callback: Callable[[], None]) -> None:
+    """``transaction.on_commit`` on this thread's connection, without finding it again."""
+    _database().on_commit(callback)
+
+
 @contextmanager
 def _statement(statement: str, params: Sequence[Any] = ()) -> Iterator[Any]:
     """Run one statement on the driver's cursor and yield it (module docstring)."""
-    db = connections[DEFAULT_DB_ALIAS]
+    db = _database()
     if db.force_debug_cursor or db.execute_wrappers or settings.DEBUG:
         with db.cursor() as cursor:
             cursor.execute(statement, params)
