@@ -39,7 +39,7 @@ from typing import Any
 from clusterapi import store
 from clusterapi.controllers.base import Controller, Key, Obj
 from clusterapi.core.selectors import LabelSelector, SelectorError, from_label_selector
-from clusterapi.resources import by_kind
+from clusterapi.resources import registered as _kind
 from clusterapi.resources.registry import Kind
 from clusterapi.store import errors
 from clusterapi.store.errors import ApiError, Cause
@@ -50,12 +50,6 @@ DELETION_TIMEOUT = timedelta(minutes=2)
 MAX_DISRUPTED_PODS = 2000
 TOO_MANY_REQUESTS = "Cannot evict pod as it would violate the pod's disruption budget."
 DISRUPTION_BUDGET_CAUSE = "DisruptionBudget"
-
-
-def _kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None, f"{api_version} {name} is not registered"
-    return found
 
 
 def _time(text: Any) -> datetime | None:

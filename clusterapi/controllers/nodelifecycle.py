@@ -39,8 +39,7 @@ from django.core.cache import cache
 from clusterapi import store
 from clusterapi.controllers import events
 from clusterapi.controllers.base import Controller
-from clusterapi.resources import by_kind
-from clusterapi.resources.registry import Kind
+from clusterapi.resources import registered as _kind
 from clusterapi.store.errors import ApiError
 
 Obj = dict[str, Any]
@@ -63,12 +62,6 @@ MAX_DELAY = 60.0
 def utcnow() -> datetime:
     """The controller's clock (tests replace it)."""
     return datetime.now(UTC)
-
-
-def _kind(api_version: str, kind: str) -> Kind:
-    found = by_kind(api_version, kind)
-    assert found is not None
-    return found
 
 
 def _parse(text: object) -> datetime | None:

@@ -36,6 +36,14 @@ def by_kind(api_version: str, kind: str) -> Kind | None:
     return _by_kind().get((api_version, kind))
 
 
+def registered(api_version: str, kind: str) -> Kind:
+    """A kind the code names itself (``registered("v1", "Pod")``); LookupError if unknown."""
+    found = _by_kind().get((api_version, kind))
+    if found is None:
+        raise LookupError(f"{api_version} {kind} is not registered")
+    return found
+
+
 @functools.cache
 def groups() -> list[str]:
     """API group names in preference order (core "" first), each once."""

@@ -23,8 +23,7 @@ from typing import Any
 import orjson
 
 from clusterapi import store
-from clusterapi.resources import by_kind
-from clusterapi.resources.registry import Kind
+from clusterapi.resources import registered as kind
 from clusterapi.scheduler.framework import NodeInfo, PodInfo, Snapshot
 
 logger = logging.getLogger(__name__)
@@ -32,12 +31,6 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str]
 _WATCHED = ("nodes", "pods", "namespaces")
 _CHUNK = 2000
-
-
-def kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None, f"{api_version} {name} is not registered"
-    return found
 
 
 def _schedulable_view(node: NodeInfo) -> tuple[Any, ...]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from django.core.cache import cache
 
 from clusterapi.controllers.base import Obj
-from clusterapi.resources import by_kind
+from clusterapi.resources import registered as _kind
 from clusterapi.resources.registry import Kind
 from clusterapi.scheduler.snapshot import DO_NOT_SCHEDULE, NodeInfo, PodInfo, first_untolerated
 
@@ -32,12 +32,6 @@ AUTO_TOLERATIONS: tuple[tuple[str, str], ...] = (
     ("node.kubernetes.io/unschedulable", "NoSchedule"),
 )
 NETWORK_UNAVAILABLE = ("node.kubernetes.io/network-unavailable", "NoSchedule")
-
-
-def _kind(api_version: str, name: str) -> Kind:
-    kind = by_kind(api_version, name)
-    assert kind is not None
-    return kind
 
 
 def daemonset_kind() -> Kind:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from clusterapi.controllers import pods
 from clusterapi.controllers.base import Obj
-from clusterapi.resources import by_kind
+from clusterapi.resources import registered as _kind
 from clusterapi.resources.registry import Kind
 
 COMPONENT = "deployment-controller"
@@ -56,12 +56,6 @@ REASON_MIN_UNAVAILABLE = "MinimumReplicasUnavailable"
 
 # How soon a reconcile whose ReplicaSet could not be created tries again.
 FAILURE_RETRY_SECONDS = 5.0
-
-
-def _kind(api_version: str, name: str) -> Kind:
-    kind = by_kind(api_version, name)
-    assert kind is not None
-    return kind
 
 
 def deployment_kind() -> Kind:

@@ -13,19 +13,13 @@ import re
 
 from clusterapi.controllers import history, pods
 from clusterapi.controllers.base import Obj
-from clusterapi.resources import by_kind
+from clusterapi.resources import registered as _kind
 from clusterapi.resources.registry import Kind
 
 COMPONENT = "statefulset-controller"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 _ORDINAL_NAME = re.compile(r"^(.*)-([0-9]+)$")
-
-
-def _kind(api_version: str, name: str) -> Kind:
-    kind = by_kind(api_version, name)
-    assert kind is not None
-    return kind
 
 
 def statefulset_kind() -> Kind:

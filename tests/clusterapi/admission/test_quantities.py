@@ -13,16 +13,9 @@ from typing import Any
 import pytest
 
 from clusterapi import store
-from clusterapi.resources import by_kind
-from clusterapi.resources.registry import Kind
+from clusterapi.resources import registered as kind
 
 pytestmark = pytest.mark.django_db
-
-
-def kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None
-    return found
 
 
 NAMESPACE = kind("v1", "Namespace")

@@ -9,20 +9,13 @@ import pytest
 
 from clusterapi import store
 from clusterapi.admission import serviceaccount
-from clusterapi.resources import by_kind
-from clusterapi.resources.registry import Kind
+from clusterapi.resources import registered as kind
 
 pytestmark = pytest.mark.django_db
 
 Obj = dict[str, Any]
 NS = "sa-admission"
 PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-def kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None
-    return found
 
 
 POD = kind("v1", "Pod")

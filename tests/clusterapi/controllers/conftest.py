@@ -16,17 +16,11 @@ import pytest
 
 from clusterapi import store
 from clusterapi.controllers import pods
-from clusterapi.resources import by_kind
+from clusterapi.resources import registered as kind
 from clusterapi.resources.registry import Kind
 
 Obj = dict[str, Any]
 NS = "team"
-
-
-def kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None
-    return found
 
 
 POD = kind("v1", "Pod")

@@ -10,16 +10,9 @@ import pytest
 
 from clusterapi import store
 from clusterapi.controllers import tasks, wakeups
-from clusterapi.resources import by_kind
-from clusterapi.resources.registry import Kind
+from clusterapi.resources import registered as kind
 
 pytestmark = pytest.mark.django_db
-
-
-def kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None
-    return found
 
 
 CONFIGMAP = kind("v1", "ConfigMap")

@@ -7,21 +7,14 @@ from typing import Any
 import pytest
 
 from clusterapi import store
-from clusterapi.resources import by_kind
+from clusterapi.resources import registered as kind
 from clusterapi.resources.kinds import priorityclass
-from clusterapi.resources.registry import Kind
 from clusterapi.store.errors import ApiError
 
 pytestmark = pytest.mark.django_db
 
 Obj = dict[str, Any]
 NS = "prio"
-
-
-def kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None
-    return found
 
 
 PC = kind("scheduling.k8s.io/v1", "PriorityClass")

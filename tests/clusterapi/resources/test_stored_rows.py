@@ -18,19 +18,13 @@ from clusterapi import store
 from clusterapi.api import table, views
 from clusterapi.api.requests import resolve
 from clusterapi.core.models import Resource
-from clusterapi.resources import by_kind, printers, stored_rows
-from clusterapi.resources.registry import Kind
+from clusterapi.resources import printers, stored_rows
+from clusterapi.resources import registered as kind
 
 pytestmark = pytest.mark.django_db
 
 Obj = dict[str, Any]
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
-
-
-def kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None
-    return found
 
 
 NAMESPACE = kind("v1", "Namespace")
@@ -142,9 +136,9 @@ def test_stored_rows_match_rows_computed_at_read_time_as_the_clock_moves(
     assert kept.startswith(stored_rows.VERSION) and '"$since"' in kept
     for advance in (timedelta(0), timedelta(minutes=7), timedelta(days=3, hours=5)):
         clock.moment += advance
-        for kind, path in ((POD, "api/v1/namespaces/rows/pods"), (JOB, "apis/batch/v1/jobs")):
+        for listed, path in ((POD, "api/v1/namespaces/rows/pods"), (JOB, "apis/batch/v1/jobs")):
             served = list_table(path)
-            expected = computed_table(kind, namespace if kind is POD else None)
+            expected = computed_table(listed, namespace if listed is POD else None)
             assert served["rows"] == expected["rows"]
             assert served["columnDefinitions"] == expected["columnDefinitions"]
     pod_row = list_table("api/v1/namespaces/rows/pods")["rows"][0]["cells"]

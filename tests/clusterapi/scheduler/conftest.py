@@ -9,19 +9,12 @@ import pytest
 
 from clusterapi import scheduler as scheduling
 from clusterapi import store
-from clusterapi.resources import by_kind
-from clusterapi.resources.registry import Kind
+from clusterapi.resources import registered as kind
 from clusterapi.scheduler import Scheduler
 from tests.clusterapi.scheduler import helpers
 
 Obj = dict[str, Any]
 NS = "team"
-
-
-def kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None
-    return found
 
 
 POD = kind("v1", "Pod")

@@ -24,20 +24,13 @@ from django.db import transaction
 from clusterapi import controllers, store
 from clusterapi.core import watch
 from clusterapi.core.models import Change, Compaction, Resource, Revision
-from clusterapi.resources import by_kind
-from clusterapi.resources.registry import Kind
+from clusterapi.resources import registered as kind
 from clusterapi.store import objects, sql
 from clusterapi.store.errors import ApiError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Obj = dict[str, Any]
-
-
-def kind(api_version: str, name: str) -> Kind:
-    found = by_kind(api_version, name)
-    assert found is not None
-    return found
 
 
 CONFIGMAP = kind("v1", "ConfigMap")
