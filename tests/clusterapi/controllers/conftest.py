@@ -8,7 +8,7 @@ store. Time is the controllers' clock (``pods.utcnow``), which a test moves forw
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from clusterapi import store
 from clusterapi.controllers import pods
 from clusterapi.resources import registered as kind
 from clusterapi.resources.registry import Kind
+from tests.live import RedisServer
 
 Obj = dict[str, Any]
 NS = "team"
@@ -274,3 +275,13 @@ def pod_named(name: str) -> Obj | None:
         if exc.reason == "NotFound":
             return None
         raise
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private Redis for a module's live server (append-only, so a restart keeps data)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), persistent=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
