@@ -1,21 +1,21 @@
 """The scheduler as a control loop: ``Controller(name="scheduler", kind="Pod")``.
 
-Every committed change to a pod wakes ``reconcile`` for that pod. If the pod is pending for
-one of our profiles (unbound, ``spec.schedulerName`` ours, not being deleted, not gated)
-and not backing off, the reconcile runs a *batch* over everything pending, so a burst of
-pods created together is scheduled by the first task while the rest find their pod bound
-and return at once. A pod that stays unschedulable asks to be looked at again when its
-backoff allows.
+Every change that can concern scheduling wakes one key, ``SWEEP``: a pod pending for one of
+our profiles (unbound, ``spec.schedulerName`` ours, not being deleted), a Node added or
+changed (joined, uncordoned, relabelled) and a bound pod that is going away. The sweep runs
+a *batch* over every pending pod that is due, so a burst of pods created together costs one
+task: the wake-ups of a thousand new pods fold into the one pending sweep instead of a
+thousand messages and reconciles that would each find their pod already bound. A pod that
+stays unschedulable waits out its backoff in the queue; the sweep reschedules itself for the
+earliest due time (``Scheduler._next_due``).
 
-Changes that may make room wake the ``SWEEP`` key instead of a pod: a Node added or changed
-(joined, uncordoned, relabelled) and a bound pod that is going away. Sweeps are
-deduplicated like any key, so a storm of node updates costs one batch at a time.
+``reconcile`` still takes a pod's key (a test, or a message queued by an older version): it
+schedules the batch if that pod is due.
 
 The loop is a singleton (only the leader of the ``berth-scheduler`` Lease runs it), so two
 schedulers never assume the same free capacity. There is no per-pod periodic resync: it
-would enqueue every pod in the cluster each period, while pending pods are already covered
-by their own retries and by sweeps, and the resync enqueues one sweep (``resync_keys``) for
-pods whose wake-ups were lost with a worker or a broker.
+would enqueue every pod in the cluster each period, while one sweep per period
+(``resync_keys``) picks up pods whose wake-ups were lost with a worker or a broker.
 """
 
 from __future__ import annotations
@@ -60,24 +60,30 @@ def _node_changed(obj: Obj) -> Iterable[Key]:
     yield scheduler.SWEEP
 
 
-def _pod_leaving(obj: Obj) -> Iterable[Key]:
+def _pod_changed(obj: Obj) -> Iterable[Key]:
+    if _waiting_for_us(obj) or _leaving(obj):
+        yield scheduler.SWEEP
+
+
+def _leaving(obj: Obj) -> bool:
+    """Whether a bound pod is going away, which may make room for a pending one."""
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     meta = obj.get("metadata") or {}
-    if spec.get("nodeName") and (
+    return bool(spec.get("nodeName")) and bool(
         meta.get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed")
-    ):
-        yield scheduler.SWEEP
+    )
 
 
 CONTROLLER = Controller(
     name="scheduler",
     kind="Pod",
     reconcile=reconcile,
-    watches={"Node": _node_changed, "Pod": _pod_leaving},
+    watches={"Node": _node_changed, "Pod": _pod_changed},
     singleton=True,
     resync=False,
-    accepts=_waiting_for_us,
+    # No key per pod: every pod change that concerns us wakes the sweep (_pod_changed).
+    accepts=lambda obj: False,
     # One sweep per resync period picks up pending pods whose wake-ups were lost.
     resync_keys=lambda: [scheduler.SWEEP],
 )

@@ -240,8 +240,13 @@ def test_the_controller_declaration() -> None:
         "spec": {"nodeName": "n1"},
     }
     assert SWEEP in controller.keys_for("Pod", leaving)
+    # A pending pod wakes the one sweep too: a burst of creates folds into one task.
     pending = {"metadata": {"name": "y", "namespace": NS}, "spec": {}}
-    assert controller.keys_for("Pod", pending) == [(NS, "y")]
+    assert controller.keys_for("Pod", pending) == [SWEEP]
+    bound = {"metadata": {"name": "z", "namespace": NS}, "spec": {"nodeName": "n1"}}
+    assert controller.keys_for("Pod", bound) == []
+    elsewhere = {"metadata": {"name": "w", "namespace": NS}, "spec": {"schedulerName": "other"}}
+    assert controller.keys_for("Pod", elsewhere) == []
 
 
 def test_a_deleted_pod_is_forgotten(
