@@ -1,12 +1,25 @@
-"""Django's SQLite backend with one in-process queue for the database's single writer.
+"""Django's SQLite backend with a fair queue for the database's single writer.
 
 SQLite lets one transaction write at a time. A second writer that finds the write lock taken
 waits in SQLite's busy handler, which polls by *sleeping* (1, 2, 5, 10 … 100 ms between
-tries). Under concurrent writes from the API's thread pool those sleeps, not work, set the
-pace: creates waited tens of milliseconds while the CPU idled. Here every thread of the
-process queues on one ``threading.Lock`` before ``BEGIN IMMEDIATE`` and hands it on at
-commit or rollback, so the next writer starts the moment the previous one is done. Writers in
-other processes (the Celery worker) still meet through SQLite's own lock and busy timeout.
+tries). Two things follow. Under concurrent writes from the API's thread pool those sleeps,
+not work, set the pace: creates waited tens of milliseconds while the CPU idled. And the
+handler is unfair: a process that commits and begins again at once (the scheduler writing a
+batch in short transactions) takes the lock back before a sleeping writer of another process
+wakes, so API requests waited seconds behind the control loops.
+
+Here a writer queues twice before ``BEGIN IMMEDIATE``:
+
+1. within its process, on one ``threading.Lock``, handed on at commit or rollback, so the
+   next thread starts the moment the previous one is done;
+2. between processes, on two ``flock``-ed files beside the database: the *turnstile* and the
+   *writer* lock. A writer holds the turnstile while it waits for the writer lock and lets it
+   go once it has it. A process that has just committed must pass the turnstile again, which
+   the waiting writer of another process holds: the turn goes to the one already waiting.
+   The kernel drops the locks of a process that dies, so a killed worker blocks nobody.
+
+Both waits end with "database is locked" after the connection's ``timeout``, as SQLite's
+busy handler would. In-memory databases (the tests' default) have one process and skip step 2.
 
 Use it as ``ENGINE = "clusterapi.store.sqlite"`` (``clusterapi/settings.py`` does for
 ``sqlite://`` URLs); everything else is Django's backend unchanged.

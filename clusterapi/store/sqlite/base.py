@@ -1,8 +1,11 @@
-"""The backend's ``DatabaseWrapper`` (see the package docstring)."""
+"""The backend's ``DatabaseWrapper`` and the queues it waits in (see the package docstring)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+import time
 from typing import Any
 
 from django.db import OperationalError
@@ -11,10 +14,74 @@ from django.db.backends.sqlite3 import base
 # One writer per process at a time, across all threads' connections to the database file.
 _WRITER = threading.Lock()
 DEFAULT_WAIT_SECONDS = 30.0
+# How often a writer waiting for another process looks again: flock cannot wait with a time
+# limit, and a wait without one would turn a stuck holder into a hang instead of an error.
+_POLL_FIRST_SECONDS = 0.0002
+_POLL_MAX_SECONDS = 0.001
+
+
+class ProcessQueue:
+    """The writers of every process using one database file, taking turns (module docstring).
+
+    One per process and database path; only the thread holding ``_WRITER`` uses it, so its
+    two descriptors are never used by two threads at once. They are opened again after a
+    fork: a child sharing its parent's open files would share its locks too.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.paths = (f"{database}-turnstile.lock", f"{database}-writer.lock")
+        self.pid = 0
+        self.descriptors: tuple[int, int] = (-1, -1)
+
+    def _open(self) -> tuple[int, int]:
+        if self.pid != os.getpid():
+            self.descriptors = tuple(  # type: ignore[assignment]
+                os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) for path in self.paths
+            )
+            self.pid = os.getpid()
+        return self.descriptors
+
+    def acquire(self, timeout: float) -> bool:
+        turnstile, writer = self._open()
+        deadline = time.monotonic() + timeout
+        if not _lock(turnstile, deadline):
+            return False
+        try:
+            return _lock(writer, deadline)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+    def release(self) -> None:
+        fcntl.flock(self.descriptors[1], fcntl.LOCK_UN)
+
+
+def _lock(descriptor: int, deadline: float) -> bool:
+    pause = _POLL_FIRST_SECONDS
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_SECONDS)
+
+
+_QUEUES: dict[str, ProcessQueue] = {}
+_QUEUES_GUARD = threading.Lock()
+
+
+def process_queue(database: str) -> ProcessQueue:
+    with _QUEUES_GUARD:
+        queue = _QUEUES.get(database)
+        if queue is None:
+            queue = _QUEUES[database] = ProcessQueue(database)
+        return queue
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    """Takes the process's writer lock for the span of each explicit transaction.
+    """Takes the writer's turn for the span of each explicit transaction.
 
     (The hooks overridden are Django's private ones, which django-stubs does not declare.)
     """
@@ -22,6 +89,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._holds_writer = False
+        self._queue: ProcessQueue | None = None
+        if not self.is_in_memory_db():
+            self._queue = process_queue(os.path.abspath(str(self.settings_dict["NAME"])))
 
     def _writer_wait(self) -> float:
         # As long as SQLite's own busy timeout: the caller sees the same "database is
@@ -29,7 +99,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return float(self.settings_dict.get("OPTIONS", {}).get("timeout", DEFAULT_WAIT_SECONDS))
 
     def _start_transaction_under_autocommit(self) -> None:
-        if not _WRITER.acquire(timeout=self._writer_wait()):
+        wait = self._writer_wait()
+        started = time.monotonic()
+        if not _WRITER.acquire(timeout=wait):
+            raise OperationalError("database is locked")
+        if self._queue is not None and not self._queue.acquire(
+            max(0.0, wait - (time.monotonic() - started))
+        ):
+            _WRITER.release()
             raise OperationalError("database is locked")
         self._holds_writer = True
         try:
@@ -41,6 +118,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _release_writer(self) -> None:
         if self._holds_writer:
             self._holds_writer = False
+            if self._queue is not None:
+                self._queue.release()
             _WRITER.release()
 
     def _commit(self) -> None:
