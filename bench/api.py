@@ -77,7 +77,7 @@ from common import (
 
 sys.path.insert(0, str(ROOT))
 
-from tests.live import LiveServer  # needs ROOT on sys.path (above)
+from tests.live import LiveServer, celery_worker_pid  # needs ROOT on sys.path (above)
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 PHASE_CAP_SECONDS = 900.0  # no phase runs longer than this, whatever the figures
@@ -229,9 +229,17 @@ class Bench:
 
     # --- profiling ----------------------------------------------------------------------------
 
-    def profiled(self, phase: str) -> contextlib.AbstractContextManager[None]:
-        """Sample the server with py-spy during the block, when --profile is on."""
-        return self.profiler.sample(self.pid, phase)
+    @contextlib.contextmanager
+    def profiled(self, phase: str, *, worker: bool = False) -> Iterator[None]:
+        """Sample the server with py-spy during the block, when --profile is on; with
+        ``worker``, the Celery worker too (into ``PHASE.worker``), for phases where the control
+        loops compete with the API."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.profiler.sample(self.pid, phase))
+            if worker and self.profiler.directory is not None:
+                worker_pid = celery_worker_pid(self.server)
+                stack.enter_context(self.profiler.sample(worker_pid, f"{phase}.worker"))
+            yield
 
     # --- load loops ---------------------------------------------------------------------------
 
@@ -691,7 +699,7 @@ def _phases(args: argparse.Namespace, bench: Bench, server: LiveServer) -> dict[
 
     bench.settle("creates")
     _log(f"creates: closed loop {args.duration}s")
-    with bench.profiled("creates"):
+    with bench.profiled("creates", worker=True):
         out["creates"] = bench.closed_loop(create_pod("bench-create", "c-"), seconds=args.duration)
     # The created pods wait for a node that never comes (there are none): the scheduler
     # would keep retrying them through every later phase. They are not needed any more.

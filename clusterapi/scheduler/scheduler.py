@@ -52,7 +52,7 @@ from clusterapi.scheduler.framework import (
     default_profile,
 )
 from clusterapi.scheduler.queue import SchedulingQueue
-from clusterapi.store import errors
+from clusterapi.store import errors, sql
 from clusterapi.store.errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -229,7 +229,13 @@ class Scheduler:
                             result.unschedulable += 1
                         if keep_outcomes:
                             result.outcomes.append(outcome)
-                        if time.perf_counter() - run_started > WRITE_RUN_SECONDS:
+                        # Hand the write lock on as soon as another writer (an API
+                        # request) waits for it: on SQLite the turns alternate, and a long
+                        # run would make every request wait for one.
+                        if (
+                            time.perf_counter() - run_started > WRITE_RUN_SECONDS
+                            or sql.others_waiting()
+                        ):
                             break
             except BaseException:
                 # The run's binds were assumed into the cache but never committed.

@@ -95,6 +95,13 @@ def on_commit(callback: Callable[[], None]) -> None:
     _database().on_commit(callback)
 
 
+def others_waiting() -> bool:
+    """Whether another writer waits for the transaction this thread holds open (the SQLite
+    backend knows; PostgreSQL's row locks do not say, so there it is always False)."""
+    check = getattr(_database(), "others_waiting", None)
+    return bool(check()) if check is not None else False
+
+
 @contextmanager
 def _statement(statement: str, params: Sequence[Any] = ()) -> Iterator[Any]:
     """Run one statement on the driver's cursor and yield it (module docstring)."""

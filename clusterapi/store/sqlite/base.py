@@ -13,6 +13,9 @@ from django.db.backends.sqlite3 import base
 
 # One writer per process at a time, across all threads' connections to the database file.
 _WRITER = threading.Lock()
+# Threads of this process waiting for _WRITER (a Lock cannot say), for others_waiting().
+_waiting = 0
+_waiting_guard = threading.Lock()
 DEFAULT_WAIT_SECONDS = 30.0
 # How often a writer waiting for another process looks again: flock cannot wait with a time
 # limit, and a wait without one would turn a stuck holder into a hang instead of an error.
@@ -53,6 +56,16 @@ class ProcessQueue:
 
     def release(self) -> None:
         fcntl.flock(self.descriptors[1], fcntl.LOCK_UN)
+
+    def others_waiting(self) -> bool:
+        """Whether a writer of another process is waiting: it holds the turnstile."""
+        turnstile = self._open()[0]
+        try:
+            fcntl.flock(turnstile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        return False
 
 
 def _lock(descriptor: int, deadline: float) -> bool:
@@ -98,10 +111,23 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # locked" after the same wait as without the queue.
         return float(self.settings_dict.get("OPTIONS", {}).get("timeout", DEFAULT_WAIT_SECONDS))
 
+    def others_waiting(self) -> bool:
+        """Whether another writer, of this process or another, waits for the turn this
+        connection holds: a writer batching many writes in one transaction ends it early."""
+        return _waiting > 0 or (self._queue is not None and self._queue.others_waiting())
+
     def _start_transaction_under_autocommit(self) -> None:
+        global _waiting
         wait = self._writer_wait()
         started = time.monotonic()
-        if not _WRITER.acquire(timeout=wait):
+        with _waiting_guard:
+            _waiting += 1
+        try:
+            acquired = _WRITER.acquire(timeout=wait)
+        finally:
+            with _waiting_guard:
+                _waiting -= 1
+        if not acquired:
             raise OperationalError("database is locked")
         if self._queue is not None and not self._queue.acquire(
             max(0.0, wait - (time.monotonic() - started))

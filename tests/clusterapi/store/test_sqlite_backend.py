@@ -191,3 +191,39 @@ def wait_for_value(value: Any, at_least: int, timeout: float = 10.0) -> None:
     while value.value < at_least:
         assert time.monotonic() < deadline, "the other process did not start"
         time.sleep(0.01)
+
+
+def test_a_writer_sees_when_another_thread_or_process_waits_for_its_turn(database: Path) -> None:
+    holder = wrapper(database, "holder")
+    holder._start_transaction_under_autocommit()
+    assert not holder.others_waiting()
+
+    def wait_in_thread() -> None:
+        waiter = wrapper(database, "waiter", timeout=5)
+        waiter._start_transaction_under_autocommit()
+        waiter.rollback()
+        waiter.close()
+
+    thread = threading.Thread(target=wait_in_thread)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not holder.others_waiting():
+        assert time.monotonic() < deadline, "the waiting thread was not seen"
+        time.sleep(0.01)
+    holder.commit()
+    thread.join(5)
+
+    holder._start_transaction_under_autocommit()
+    context = multiprocessing.get_context("fork")
+    turns = context.Value("i", 0)
+    other = context.Process(target=_hog, args=(str(database), 1, 0.0, turns))
+    other.start()
+    deadline = time.monotonic() + 5
+    while not holder.others_waiting():
+        assert time.monotonic() < deadline, "the waiting process was not seen"
+        time.sleep(0.01)
+    holder.commit()
+    other.join(10)
+    assert other.exitcode == 0 and turns.value == 1
+    assert not holder.others_waiting()
+    holder.close()
