@@ -27,6 +27,7 @@ never assume capacity on the same node.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -204,11 +205,15 @@ class Scheduler:
         result = BatchResult()
         index = 0
         while index < len(due) and not result.remaining:
+            # The writes of a short run of pods share one transaction: a commit per bind was
+            # a fifth of its cost. But a run holds the store's write lock (SQLite's file,
+            # PostgreSQL's revision row) through all its work, evaluation included, so it is
+            # kept short, and while another writer (an API request) waits for the lock, pods
+            # go one at a time without a run: each write then holds the lock only for its
+            # own statements.
+            alone = not sql.others_waiting()
             try:
-                # The writes of a short run of pods share one transaction: a commit per bind
-                # was a fifth of its cost. The run is kept short because it holds the
-                # store's write lock (SQLite's file, PostgreSQL's revision row) meanwhile.
-                with transaction.atomic():
+                with transaction.atomic() if alone else contextlib.nullcontext():
                     run_started = time.perf_counter()
                     while index < len(due):
                         if (limit is not None and index >= limit) or (
@@ -229,11 +234,9 @@ class Scheduler:
                             result.unschedulable += 1
                         if keep_outcomes:
                             result.outcomes.append(outcome)
-                        # Hand the write lock on as soon as another writer (an API
-                        # request) waits for it: on SQLite the turns alternate, and a long
-                        # run would make every request wait for one.
                         if (
-                            time.perf_counter() - run_started > WRITE_RUN_SECONDS
+                            not alone
+                            or time.perf_counter() - run_started > WRITE_RUN_SECONDS
                             or sql.others_waiting()
                         ):
                             break
