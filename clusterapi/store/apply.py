@@ -61,11 +61,12 @@ Known gaps (kept deliberately simple):
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from clusterapi.resources import schemas
 from clusterapi.store.patch import SchemaNode, clone, json_equal, root_node
@@ -146,8 +147,10 @@ def _key_element(item: Any, keys: tuple[str, ...], index: int) -> str:
     return "k:" + _compact(fields)
 
 
+@functools.lru_cache(maxsize=4096)
 def _normalize_element(element: str) -> str:
-    """Re-encode ``k:``/``v:`` elements so equal keys compare equal whatever their spelling."""
+    """Re-encode ``k:``/``v:`` elements so equal keys compare equal whatever their spelling.
+    (Cached: every write reads every manager's set back, and the elements repeat.)"""
     tag, sep, rest = element.partition(":")
     if sep and tag in ("k", "v"):
         try:
@@ -183,24 +186,32 @@ def fields_to_paths(fields: Any) -> set[Path]:
     return out
 
 
+# Marks an owned node in paths_to_fields' tree; not a string, so never a path element.
+_OWNED: Final = 0
+
+
 def paths_to_fields(paths: Iterable[Path]) -> dict[str, Any]:
     """The FieldsV1 tree of a set of owned paths (children sorted, ``.`` first)."""
-    members = set(paths)
-    tree: dict[str, Any] = {}
-    for path in members:
+    tree: dict[Any, Any] = {}
+    for path in paths:
         node = tree
         for element in path:
-            node = node.setdefault(element, {})
+            child = node.get(element)
+            if child is None:
+                child = node[element] = {}
+            node = child
+        node[_OWNED] = True
+    return _render(tree)
 
-    def render(node: dict[str, Any], prefix: Path) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if node and prefix in members:
-            out["."] = {}
-        for element in sorted(node, key=_element_sort_key):
-            out[element] = render(node[element], (*prefix, element))
-        return out
 
-    return render(tree, ())
+def _render(node: dict[Any, Any]) -> dict[str, Any]:
+    owned = node.pop(_OWNED, False)
+    out: dict[str, Any] = {}
+    if owned and node:
+        out["."] = {}
+    for element in sorted(node, key=_element_sort_key):
+        out[element] = _render(node[element])
+    return out
 
 
 def _to_string(value: Any) -> str:
@@ -273,8 +284,7 @@ def _child(node: SchemaNode | None, key: str) -> SchemaNode | None:
     return node.field(key) if node is not None else None
 
 
-@dataclass(frozen=True)
-class _Flat:
+class _Flat(NamedTuple):
     kind: int
     value: Any = None
 
@@ -282,22 +292,25 @@ class _Flat:
 def _flatten(
     obj: dict[str, Any], root: SchemaNode | None, *, ignore_status: bool
 ) -> dict[Path, _Flat]:
-    """Every node of ``obj`` by path (the root excluded), minus the unowned paths."""
+    """Every node of ``obj`` by path (the root excluded), minus the unowned paths.
+
+    The unowned subtrees (``status`` when ignored, ``metadata``'s server fields) are not
+    walked at all: they are most of a pod's status updates."""
     out: dict[Path, _Flat] = {}
     for key, value in obj.items():
-        _walk(value, _child(root, key), ("f:" + key,), out)
-    for path in list(out):
-        if _unowned(path, ignore_status):
-            del out[path]
+        if ignore_status and key == "status":
+            continue
+        node = _child(root, key)
+        if key == "metadata" and isinstance(value, dict) and value:
+            for name, child in value.items():
+                meta_path: Path = ("f:metadata", "f:" + name)
+                if meta_path not in _STRIP_SUBTREES:
+                    _walk(child, _child(node, name), meta_path, out)
+            continue
+        _walk(value, node, ("f:" + key,), out)
+    for path in _STRIP_EXACT:
+        out.pop(path, None)
     return out
-
-
-def _unowned(path: Path, ignore_status: bool) -> bool:
-    if path in _STRIP_EXACT:
-        return True
-    if ignore_status and path[:1] == _STATUS:
-        return True
-    return path[:2] in _STRIP_SUBTREES
 
 
 def _walk(value: Any, node: SchemaNode | None, path: Path, out: dict[Path, _Flat]) -> None:
@@ -365,6 +378,10 @@ class _Manager:
     subresource: str = ""
     time: str | None = None
     paths: set[Path] = field(default_factory=set)
+    # The entry's FieldsV1 tree as read, and the tree to write as it is instead of rendering
+    # ``paths`` again (set only by a caller that knows ``paths`` did not change).
+    read_fields: dict[str, Any] | None = None
+    fields: dict[str, Any] | None = None
 
     def identity(self) -> tuple[str, str, str, str]:
         # Appliers are one manager whatever the version they apply; updaters are per version.
@@ -389,7 +406,7 @@ class _Manager:
         if self.time:
             out["time"] = self.time
         out["fieldsType"] = "FieldsV1"
-        out["fieldsV1"] = paths_to_fields(self.paths)
+        out["fieldsV1"] = self.fields if self.fields is not None else paths_to_fields(self.paths)
         if self.subresource:
             out["subresource"] = self.subresource
         return out
@@ -404,17 +421,20 @@ def _read_managers(entries: Any) -> list[_Manager]:
         if not isinstance(entry, dict) or not isinstance(entry.get("manager"), str):
             continue
         time = entry.get("time")
+        fields = entry.get("fieldsV1")
         manager = _Manager(
             manager=entry["manager"],
             operation=str(entry.get("operation") or UPDATE),
             api_version=str(entry.get("apiVersion") or ""),
             subresource=str(entry.get("subresource") or ""),
             time=time if isinstance(time, str) else None,
-            paths=fields_to_paths(entry.get("fieldsV1")),
+            paths=fields_to_paths(fields),
+            read_fields=fields if isinstance(fields, dict) else None,
         )
         twin = by_identity.get(manager.identity())
         if twin is not None:
             twin.paths |= manager.paths
+            twin.read_fields = None
             continue
         by_identity[manager.identity()] = manager
         managers.append(manager)
@@ -430,15 +450,20 @@ def _time_key(time: str | None) -> float:
         return 0.0
 
 
-def _write_managers(obj: dict[str, Any], managers: list[_Manager]) -> None:
-    """Store the non-empty entries, ordered as the API server orders them."""
+def _managers_json(managers: list[_Manager]) -> list[dict[str, Any]]:
+    """The non-empty entries, ordered as the API server orders them."""
     kept = [m for m in managers if m.paths]
     kept.sort(
         key=lambda m: (m.operation, _time_key(m.time), m.manager, m.api_version, m.subresource)
     )
+    return [m.to_json() for m in kept]
+
+
+def _write_managers(obj: dict[str, Any], managers: list[_Manager]) -> None:
     meta = obj.setdefault("metadata", {})
-    if kept:
-        meta["managedFields"] = [m.to_json() for m in kept]
+    entries = _managers_json(managers)
+    if entries:
+        meta["managedFields"] = entries
     else:
         meta.pop("managedFields", None)
 
@@ -475,48 +500,88 @@ def record_update(
     subresource: str = "",
     definition: str | None = None,
 ) -> dict[str, Any]:
-    """``new`` with ``metadata.managedFields`` recording that ``manager`` changed it.
+    """A copy of ``new`` with ``metadata.managedFields`` recording that ``manager`` changed
+    it (``managed_fields_after_update``)."""
+    result = clone(new)
+    meta = result.get("metadata")
+    if not isinstance(meta, dict):
+        return result
+    entries = managed_fields_after_update(
+        old,
+        new,
+        manager,
+        api_version=api_version,
+        now=now,
+        operation=operation,
+        subresource=subresource,
+        definition=definition,
+    )
+    if entries:
+        meta["managedFields"] = entries
+    else:
+        meta.pop("managedFields", None)
+    return result
+
+
+def managed_fields_after_update(
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    manager: str,
+    *,
+    api_version: str,
+    now: str,
+    operation: str = UPDATE,
+    subresource: str = "",
+    definition: str | None = None,
+) -> list[dict[str, Any]]:
+    """The ``metadata.managedFields`` of ``new`` once ``manager`` has changed ``old`` into it.
 
     The manager gains every field that ``old`` → ``new`` adds or modifies (on create, with
     ``old=None``, every field), the other managers lose them, and fields that no longer exist
     leave every set. The managers are read from ``new`` when it carries a non-empty list
     (a client may set them), else from ``old``, as upstream does. ``definition`` defaults to
-    the schema named by ``new``'s apiVersion and kind.
+    the schema named by ``new``'s apiVersion and kind. Neither object is changed.
     """
-    result = clone(new)
-    meta = result.get("metadata")
+    meta = new.get("metadata")
     if not isinstance(meta, dict):
-        return result
+        return []
     ignore_status = subresource != "status"
-    root = root_node(definition or _definition_of(result))
+    root = root_node(definition or _definition_of(new))
+    old_meta = (old or {}).get("metadata")
+    old_entries = old_meta.get("managedFields") if isinstance(old_meta, dict) else None
     entries = meta.get("managedFields")
+    # The entries are the stored ones (written by this module, in canonical form) unless the
+    # writer sent others: a read-modify-write usually carries the stored list unchanged.
+    stored = not (isinstance(entries, list) and entries) or entries == old_entries
     if not (isinstance(entries, list) and entries):
-        old_meta = (old or {}).get("metadata")
-        entries = old_meta.get("managedFields") if isinstance(old_meta, dict) else None
+        entries = old_entries
     managers = _read_managers(entries)
 
     before = _flatten(_without_managed_fields(old or {}), root, ignore_status=ignore_status)
-    after = _flatten(_without_managed_fields(result), root, ignore_status=ignore_status)
+    after = _flatten(_without_managed_fields(new), root, ignore_status=ignore_status)
     added, modified, _ = _compare(before, after)
     changed = {p for p in added if after[p].kind != _STRUCT} | modified
-    existing = set(after)
+    existing = after.keys()
 
     me = _Manager(manager, operation, api_version, subresource)
     identity = me.identity()
     found = next((m for m in managers if m.identity() == identity), None)
     for other in managers:
-        if other is not found:
-            other.paths = (other.paths - changed) & existing
-    if found is not None:
-        found.paths &= existing
+        kept = (other.paths - changed) & existing if other is not found else other.paths & existing
+        # An entry read from the stored object whose set did not change is written back as
+        # it was (the store wrote it in canonical form): rendering every manager's tree
+        # again on every write cost more than the rest of this function.
+        if stored and len(kept) == len(other.paths):
+            other.fields = other.read_fields
+        other.paths = kept
     if changed:
         if found is None:
             managers.append(me)
             found = me
         found.paths |= changed
+        found.fields = None
         found.time = now
-    _write_managers(result, managers)
-    return result
+    return _managers_json(managers)
 
 
 # --------------------------------------------------------------------------------------------

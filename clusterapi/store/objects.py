@@ -20,6 +20,7 @@ from clusterapi.core.models import Change, Compaction
 from clusterapi.resources import stored_rows
 from clusterapi.resources.registry import Kind
 from clusterapi.store import errors, sql
+from clusterapi.store.apply import managed_fields_after_update
 from clusterapi.store.errors import ApiError
 from clusterapi.store.patch import clone
 
@@ -513,12 +514,8 @@ def _prepare_update(kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:
 def _manage_fields(
     kind: Kind, old: Obj | None, new: Obj, manager: str, subresource: str = ""
 ) -> None:
-    """Record field ownership in metadata.managedFields for server-side apply."""
-    try:
-        from clusterapi.store.apply import record_update
-    except ImportError:  # pragma: no cover - while apply support is being written
-        return
-    result = record_update(
+    """Record field ownership in ``new``'s metadata.managedFields (an ``Update``)."""
+    entries = managed_fields_after_update(
         old,
         new,
         manager or "unknown",
@@ -527,11 +524,10 @@ def _manage_fields(
         subresource=subresource,
         definition=kind.definition,
     )
-    # Only managedFields is taken over, into the same metadata dict: callers keep a reference
-    # to it and stamp resourceVersion into it afterwards.
-    managed = (result.get("metadata") or {}).get("managedFields")
-    if managed:
-        new["metadata"]["managedFields"] = managed
+    # Into the same metadata dict: callers keep a reference to it and stamp resourceVersion
+    # into it afterwards.
+    if entries:
+        new["metadata"]["managedFields"] = entries
     else:
         new["metadata"].pop("managedFields", None)
 

@@ -49,6 +49,7 @@ elements, where upstream rejects it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -135,18 +136,29 @@ class SchemaNode:
 
     def field(self, key: str) -> SchemaNode | None:
         """The node of property ``key`` (or of a map's values); None when unknown."""
-        props = self.schema.get("properties")
-        if isinstance(props, dict):
-            prop = props.get(key)
-            if isinstance(prop, dict):
-                return schema_node(prop)
-        extra = self.schema.get("additionalProperties")
-        if isinstance(extra, dict):
-            return schema_node(extra)
-        return None
+        properties, values = self._children
+        node = properties.get(key)
+        return node if node is not None else values
 
     def items(self) -> SchemaNode | None:
         """The node of a list's items; None when unknown."""
+        return self._items
+
+    # Resolved once per node: patches and field ownership walk every field of every write
+    # through these, and resolving them each time was most of that walk.
+    @functools.cached_property
+    def _children(self) -> tuple[dict[str, SchemaNode], SchemaNode | None]:
+        props = self.schema.get("properties")
+        properties = (
+            {k: schema_node(v) for k, v in props.items() if isinstance(v, dict)}
+            if isinstance(props, dict)
+            else {}
+        )
+        extra = self.schema.get("additionalProperties")
+        return properties, schema_node(extra) if isinstance(extra, dict) else None
+
+    @functools.cached_property
+    def _items(self) -> SchemaNode | None:
         item = self.schema.get("items")
         return schema_node(item) if isinstance(item, dict) else None
 
