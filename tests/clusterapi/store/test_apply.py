@@ -454,3 +454,31 @@ elements = st.sampled_from(["f:a", "f:b", "f:spec", 'k:{"name":"x"}', 'v:"y"', "
 @given(st.sets(st.lists(elements, min_size=1, max_size=4).map(tuple), max_size=8))
 def test_fields_v1_round_trips(paths: set[tuple[str, ...]]) -> None:
     assert fields_to_paths(paths_to_fields(paths)) == paths
+
+
+def test_entries_of_other_managers_are_kept_as_stored_and_a_sent_list_is_rewritten() -> None:
+    created = record_update(None, deployment(1), "kubectl-create", api_version="apps/v1", now=T0)
+    stored_entry = created["metadata"]["managedFields"][0]
+    # A read-modify-write carries the stored list: an entry whose fields did not change is
+    # written back as read, the writer's own entry is new.
+    changed = copy.deepcopy(created)
+    changed["spec"]["replicas"] = 3
+    scaled = record_update(created, changed, "scaler", api_version="apps/v1", now=T1)
+    create_entry, scaler_entry = scaled["metadata"]["managedFields"]
+    assert create_entry["manager"] == "kubectl-create"
+    assert ".spec.replicas" not in owned(scaled, "kubectl-create", "Update")
+    assert owned(scaled, "scaler", "Update") == {".spec.replicas"}
+    assert scaler_entry["time"] == T1
+    relabelled = copy.deepcopy(created)
+    relabelled["metadata"]["labels"] = {"team": "a"}
+    kept = record_update(created, relabelled, "labeller", api_version="apps/v1", now=T1)
+    assert kept["metadata"]["managedFields"][0]["fieldsV1"] == stored_entry["fieldsV1"]
+    # A client that sends its own entries, spelled out of order, gets them back in canonical
+    # form, as the API server re-encodes every set it is given.
+    sent = copy.deepcopy(created)
+    fields = sent["metadata"]["managedFields"][0]["fieldsV1"]
+    sent["metadata"]["managedFields"][0]["fieldsV1"] = dict(reversed(list(fields.items())))
+    sent["metadata"]["labels"] = {"team": "b"}
+    rewritten = record_update(created, sent, "labeller", api_version="apps/v1", now=T2)
+    entry = next(e for e in rewritten["metadata"]["managedFields"] if e["manager"] != "labeller")
+    assert list(entry["fieldsV1"]) == sorted(fields)
