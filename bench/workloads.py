@@ -2,6 +2,7 @@
 
     python bench/workloads.py [--replicas 1000] [--nodes 100] [--broker embedded|redis]
                               [--database sqlite|postgres] [--output text|json]
+                              [--profile DIR]
 
 What runs is the platform as a user starts it: one ``manage.py up`` (API, Celery worker and
 beat; through ``tests/live.py``: its own data directory and loopback port), and one simulated
@@ -15,7 +16,9 @@ through the API, and the watch records when each pod appeared, was bound to a no
 reported Running. Printed: the time until all N pods existed, were bound, were Running (the
 goal: all Running within 10 s for 1,000 replicas), the rates, and the CPU used meanwhile by
 the API process, the Celery worker and beat, and the agent. Every wait is bounded; the
-script stops what it started and removes its data directory.
+script stops what it started and removes its data directory. With ``--profile DIR`` py-spy
+samples the API process and the Celery worker from the Deployment's create to the last pod
+Running, and a summary of their hot functions is written to ``DIR/summary.txt``.
 """
 
 from __future__ import annotations
@@ -42,16 +45,19 @@ import orjson
 from common import (
     DEFAULT_POSTGRES,
     ROOT,
+    Profiler,
     condition_status,
     load_average,
     logger,
+    profile_directory,
     report_date,
+    tally_profiles,
     tree_cpu_seconds,
 )
 
 sys.path.insert(0, str(ROOT))
 
-from tests.live import LiveServer, free_port  # needs ROOT on sys.path (above)
+from tests.live import LiveServer, celery_worker_pid, free_port  # needs ROOT on sys.path (above)
 
 NAMESPACE = "bench-workloads"
 # The longest the rollout may take before the run gives up and reports what it saw.
@@ -269,15 +275,23 @@ def measure(args: argparse.Namespace, server: LiveServer, work: Path) -> dict[st
             "server": _cpu_seconds(server.process.pid),
             "agent": _cpu_seconds(agent.pid),
         }
-        _log(f"creating a Deployment of {args.replicas}")
-        start = time.monotonic()
-        status, _ = api.request(
-            "POST", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments", deployment(args.replicas)
-        )
-        if status != 201:
-            raise RuntimeError(f"cannot create the Deployment: {status}")
-        finished = times.done.wait(ROLLOUT_LIMIT_SECONDS)
-        wall = time.monotonic() - start
+        profiler = Profiler(args.profile_dir, rate=100, options=("--gil",))
+        with contextlib.ExitStack() as sampling:
+            sampling.enter_context(profiler.sample(server.process.pid, "api"))
+            if args.profile_dir is not None:
+                worker = celery_worker_pid(server)
+                sampling.enter_context(profiler.sample(worker, "worker"))
+            _log(f"creating a Deployment of {args.replicas}")
+            start = time.monotonic()
+            status, _ = api.request(
+                "POST",
+                f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments",
+                deployment(args.replicas),
+            )
+            if status != 201:
+                raise RuntimeError(f"cannot create the Deployment: {status}")
+            finished = times.done.wait(ROLLOUT_LIMIT_SECONDS)
+            wall = time.monotonic() - start
         cpu = {
             "server_and_loops": _cpu_seconds(server.process.pid) - cpu_before["server"],
             "agent": _cpu_seconds(agent.pid) - cpu_before["agent"],
@@ -344,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", choices=("embedded", "redis"), default="embedded")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--output", choices=("text", "json"), default="text")
+    parser.add_argument("--profile", metavar="DIR", help="sample API and worker with py-spy")
     args = parser.parse_args(argv)
+    args.profile_dir = profile_directory(args.profile)
     if not 1 <= args.replicas <= 20000 or not 1 <= args.nodes <= 5000:
         parser.error("--replicas must be in [1, 20000] and --nodes in [1, 5000]")
     work = Path(tempfile.mkdtemp(prefix="berth-workloads-"))
@@ -373,7 +389,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(orjson.dumps(report).decode() if args.output == "json" else render(report))
+    if args.profile_dir is not None:
+        summarize(args.profile_dir)
     return 0
+
+
+def summarize(directory: Path, top: int = 30) -> None:
+    """Per sampled process, the functions most often on the stack (inclusive share)."""
+    lines: list[str] = []
+    for name, tally in tally_profiles(directory):
+        lines.append(f"== {name}: {tally.samples} samples (the thread holding the GIL)")
+        lines += [f"  {pct:5.1f}  {f}" for f, pct in tally.shares(tally.inclusive.most_common(top))]
+        lines.append("  self %:")
+        lines += [f"  {pct:5.1f}  {f}" for f, pct in tally.shares(tally.own.most_common(top))]
+    (directory / "summary.txt").write_text("\n".join(lines) + "\n")
+    print(f"profile summary: {directory / 'summary.txt'}")
 
 
 if __name__ == "__main__":

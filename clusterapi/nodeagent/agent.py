@@ -287,6 +287,9 @@ class PodWorker:
     start_time: str = ""
     reported: Obj | None = None
     stopping: bool = False
+    # The newest status the runtime reported, and the task sending it (``_sync_status``).
+    desired: Obj | None = None
+    sender: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -702,8 +705,11 @@ class NodeAgent:
 
     def _forget(self, node: NodeState, uid: str) -> None:
         worker = node.pods.pop(uid, None)
-        if worker is not None and worker.task is not None:
-            worker.task.cancel()
+        if worker is None:
+            return
+        for task in (worker.task, worker.sender):
+            if task is not None:
+                task.cancel()
 
     async def _run(self, node: NodeState, worker: PodWorker) -> None:
         async def report(init: list[Obj], containers: list[Obj]) -> None:
@@ -733,6 +739,26 @@ class NodeAgent:
             status["conditions"].extend(extra(worker.pod))
         if status == worker.reported or worker.stopping:
             return
+        worker.desired = status
+        if worker.sender is None or worker.sender.done():
+            worker.sender = asyncio.create_task(self._sync_status(node, worker))
+
+    async def _sync_status(self, node: NodeState, worker: PodWorker) -> None:
+        """Send the newest status the runtime reported, as the kubelet's status manager does:
+        one that a newer report replaced before it was sent is skipped (a pod that starts at
+        once goes from nothing to Running in one patch, not two), and reports that arrive
+        while a patch is in flight are sent after it, newest only."""
+        while True:
+            # Let a runtime that reports again without waiting (a container that starts at
+            # once) replace this status before it is sent.
+            await asyncio.sleep(0)
+            status = worker.desired
+            if status is None or status == worker.reported or worker.stopping:
+                return
+            if not await self._patch_status(node, worker, status):
+                return
+
+    async def _patch_status(self, node: NodeState, worker: PodWorker, status: Obj) -> bool:
         meta = worker.pod["metadata"]
         try:
             updated = await self.request(
@@ -742,15 +768,16 @@ class NodeAgent:
                 {"metadata": {"uid": meta["uid"]}, "status": status},
                 content_type=MERGE_PATCH,
             )
-        except ApiError as exc:
-            if exc.status == 404:
-                return
-            logger.warning(
-                "pod %s/%s: status update failed: %s", meta["namespace"], meta["name"], exc
-            )
-            return
+        except (ApiError, httpx.HTTPError) as exc:
+            if not (isinstance(exc, ApiError) and exc.status == 404):
+                logger.warning(
+                    "pod %s/%s: status update failed: %s", meta["namespace"], meta["name"], exc
+                )
+            # Not marked reported: the runtime's next report sends it again.
+            return False
         worker.reported = status
         worker.pod = updated or worker.pod
+        return True
 
     async def _terminate(self, node: NodeState, uid: str, worker: PodWorker) -> None:
         meta = worker.pod["metadata"]

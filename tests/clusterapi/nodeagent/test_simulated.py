@@ -121,3 +121,54 @@ def test_phase_rules() -> None:
     assert status.pod_phase("Never", [], [done, running]) == "Running"
     assert status.pod_phase("Never", [failed], [running]) == "Failed"
     assert status.pod_phase("Always", [{"state": {"waiting": {}}}], [running]) == "Pending"
+
+
+def test_the_agent_sends_only_the_newest_status_of_a_pod_that_starts_at_once() -> None:
+    """As the kubelet's status manager: ContainerCreating replaced by Running before it was
+    sent costs one patch, not two; a report arriving during a patch is sent after it."""
+    from clusterapi.nodeagent.agent import AgentOptions, NodeAgent, NodeState, PodWorker
+
+    agent = NodeAgent(
+        AgentOptions(server="https://127.0.0.1:1", token="t", names=["n1"]),
+        SimulatedRuntime(SimulatedOptions(start_delay=0)),
+    )
+    sent: list[Obj] = []
+    release = asyncio.Event()
+
+    async def request(method: str, path: str, token: str, body: Any = None, **_: Any) -> Obj:
+        sent.append(body["status"])
+        if len(sent) == 1:
+            await release.wait()  # the first patch is in flight while the pod changes twice
+        return {}
+
+    agent.request = request  # type: ignore[method-assign]
+    node = NodeState(name="n1", index=0, token="t", host_ip="172.16.0.1")
+    worker = PodWorker(pod=pod(), pod_ip="10.244.0.5", start_time="2030-01-01T00:00:00Z")
+
+    def phase(reason: str) -> list[Obj]:
+        return [
+            {
+                "name": "web",
+                "ready": False,
+                "restartCount": 0,
+                "image": "nginx",
+                "imageID": "",
+                "started": False,
+                "state": {"waiting": {"reason": reason}},
+            }
+        ]
+
+    async def main() -> None:
+        await agent._report_pod(node, worker, [], phase("ContainerCreating"))
+        await agent._report_pod(node, worker, [], phase("Pulling"))
+        await asyncio.sleep(0.05)
+        await agent._report_pod(node, worker, [], phase("Waiting"))
+        await agent._report_pod(node, worker, [], phase("Starting"))
+        release.set()
+        assert worker.sender is not None
+        await asyncio.wait_for(worker.sender, 5)
+
+    asyncio.run(main())
+    reasons = [s["containerStatuses"][0]["state"]["waiting"]["reason"] for s in sent]
+    assert reasons == ["Pulling", "Starting"]
+    assert worker.reported == sent[-1]
