@@ -22,6 +22,12 @@ import dj_database_url
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("BERTH_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+# What any instance may reuse and can always rebuild: the schema validators' compiled code
+# (clusterapi.admission.codecache). BERTH_CACHE_DIR="" turns the cache off.
+CACHE_DIR = os.environ.get(
+    "BERTH_CACHE_DIR",
+    str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "berth"),
+)
 
 
 def _secret_key() -> str:

@@ -12,7 +12,7 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 
-from clusterapi.admission import names
+from clusterapi.admission import codecache, names
 from clusterapi.core.errors import Cause, bad_request, invalid
 from clusterapi.resources import schemas
 from clusterapi.resources.registry import Kind
@@ -66,14 +66,28 @@ def _fast_validator(definition: str) -> Any:
     schemas use no keyword on which draft-07 (fastjsonschema) and 2020-12 (jsonschema) differ
     (``$ref`` has no constraining siblings), and a differential test keeps the two agreeing.
     """
+    definitions = schemas.definitions(strict=True)
     schema = {
         "$schema": "http://json-schema.org/draft-07/schema#",
-        "$defs": schemas.definitions(strict=True),
+        "$defs": definitions,
         "$ref": f"{schemas.REF_PREFIX}{definition}",
     }
     # Formats are annotations for jsonschema (no format checker is configured), so the fast
     # validator must not check them either.
-    return fastjsonschema.compile(schema, formats=dict.fromkeys(_formats(), _any_value))
+    formats = dict.fromkeys(_formats(), _any_value)
+    # The generated code is kept on disk: generating it is most of a second for a Pod.
+    code = codecache.code(
+        codecache.entry_name(definition, _definitions_digest()),
+        lambda: fastjsonschema.compile_to_code(schema, formats=formats),
+    )
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 - code generated from our own bundled schemas
+    return functools.partial(namespace["validate"], custom_formats=formats)
+
+
+@functools.cache
+def _definitions_digest() -> str:
+    return codecache.digest(schemas.definitions(strict=True))
 
 
 def _schema_valid(definition: str, obj: Obj) -> bool:
