@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 from clusterapi import broker  # noqa: F401 - registers the berthfs:// transport
 
@@ -26,3 +27,11 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # own close_old_connections() (CONN_MAX_AGE, health checks), and recycled every few thousand.
 app.conf.CELERY_DB_REUSE_MAX = 2000
 app.autodiscover_tasks(["clusterapi.controllers", "clusterapi.audit"])
+
+
+@worker_ready.connect
+def _tune_memory(**_: object) -> None:
+    # After start-up (tasks imported, schemas loaded): see clusterapi.core.gctune.
+    from clusterapi.core import gctune
+
+    gctune.tune()

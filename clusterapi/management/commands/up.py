@@ -50,6 +50,7 @@ class Command(BaseCommand):
         import uvicorn
 
         from clusterapi import bootstrap, pki
+        from clusterapi.core import gctune
 
         call_command("migrate", interactive=False, verbosity=0)
         host: str = options["host"]
@@ -69,6 +70,8 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         _start_compactor()
+        # Everything the server needs is loaded: see clusterapi.core.gctune.
+        gctune.tune()
         config = uvicorn.Config(
             "clusterapi.asgi:application",
             host=host,
