@@ -19,13 +19,16 @@ os.environ.setdefault("BERTH_CONTROLLERS", "0")
 
 @pytest.fixture(autouse=True)
 def fresh_snapshots() -> Iterator[None]:
-    """In-memory snapshots of small kinds (``clusterapi.store.snapshots``) start empty in every
-    test: a test's rolled-back writes must not be served to the next one."""
-    from clusterapi.store import snapshots
+    """In-memory snapshots of small kinds (``clusterapi.store.snapshots``) and shared lists
+    (``clusterapi.store.shared``) start empty in every test: a test's rolled-back writes must
+    not be served to the next one."""
+    from clusterapi.store import shared, snapshots
 
     snapshots.forget_all()
+    shared.clear()
     yield
     snapshots.forget_all()
+    shared.clear()
 
 
 @pytest.fixture(scope="module")

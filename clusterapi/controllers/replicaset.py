@@ -150,7 +150,8 @@ class ReplicaManager:
             logger.warning("%s %s/%s: invalid selector: %s", self.kind_name, namespace, name, exc)
             return None
         pod_kind = pods.pod_kind()
-        all_pods = store.list_objects(pod_kind, namespace).objects()
+        # Shared with later reconciles (decoded once per revision): read, never modified.
+        all_pods = store.list_shared(pod_kind, namespace)
         active = [p for p in all_pods if pods.is_active(p)]
         owned = pods.claim(owner, active, pod_kind, selector, field_manager=self.component)
         work = _Round(pods=owned)

@@ -32,6 +32,7 @@ from clusterapi.store.objects import (
     shared_lists,
     update,
 )
+from clusterapi.store.shared import list_shared
 
 __all__ = [
     "ApiError",
@@ -45,6 +46,7 @@ __all__ = [
     "get",
     "guaranteed_update",
     "list_objects",
+    "list_shared",
     "now",
     "shared_lists",
     "update",

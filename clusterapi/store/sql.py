@@ -131,6 +131,25 @@ class Row(NamedTuple):
     data: str
 
 
+_SELECT_CHANGED = (
+    "SELECT name, uid, revision, CASE WHEN revision > %s THEN data ELSE NULL END "
+    f'FROM {_RESOURCE} WHERE "group" = %s AND resource = %s AND namespace = %s ORDER BY name'
+)
+
+
+def select_changed(
+    group: str, resource: str, namespace: str, since: int
+) -> list[tuple[str, str, int, str | None]]:
+    """(name, uid, revision, data) of a namespace's objects of a kind, in name order, with
+    the JSON only of those written after revision ``since`` (None for the others)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SELECT_CHANGED, (since, group, resource, namespace))
+        return [
+            (str(n), str(u), int(r), None if d is None else str(d))
+            for n, u, r, d in cursor.fetchall()
+        ]
+
+
 def select_data(group: str, resource: str, namespace: str, name: str) -> str | None:
     """The JSON of one object, or None."""
     with _statement(_SELECT_DATA, (group, resource, namespace, name)) as cursor:
