@@ -12,11 +12,11 @@ revision row stays locked until commit), so a row written after a list carries a
 above every revision that list saw, and ``revision > since`` finds every change. Deletions
 are rows that are no longer there.
 
-Unlike ``snapshots`` (whole small kinds, re-read when they may have changed) a shared list is
-exact at every call. The objects are **shared** with every other caller of the same list: they must not be
-modified (copy one before changing it; writes go through the store, which reads its own).
-The cache holds at most ``MAX_OBJECTS`` objects; the namespaces listed least recently are
-dropped first.
+Unlike ``snapshots`` (whole small kinds, re-read when they may have changed), a shared list
+is exact at every call. The objects are **shared** with every other caller of the same list:
+they must not be modified (copy one before changing it; writes go through the store, which
+reads its own). The cache holds at most ``MAX_OBJECTS`` objects; the namespaces listed least
+recently are dropped first.
 """
 
 from __future__ import annotations
