@@ -468,6 +468,10 @@ def _write_managers(obj: dict[str, Any], managers: list[_Manager]) -> None:
         meta.pop("managedFields", None)
 
 
+def _without(obj: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in keys} if keys else obj
+
+
 def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
     out = dict(obj)
     meta = out.get("metadata")
@@ -557,17 +561,29 @@ def managed_fields_after_update(
         entries = old_entries
     managers = _read_managers(entries)
 
-    before = _flatten(_without_managed_fields(old or {}), root, ignore_status=ignore_status)
-    after = _flatten(_without_managed_fields(new), root, ignore_status=ignore_status)
+    old_plain = _without_managed_fields(old or {})
+    new_plain = _without_managed_fields(new)
+    # Only the top-level fields that differ are walked when the entries are the stored ones
+    # (a status update walks the status, not the pod); the fields left alone, and the status
+    # of a main-resource write, keep their owners as they are.
+    skipped = {key for key in new_plain if ignore_status and key == "status"}
+    if stored and old is not None:
+        skipped |= {key for key, value in new_plain.items() if old_plain.get(key) == value}
+    before = _flatten(_without(old_plain, skipped), root, ignore_status=ignore_status)
+    after = _flatten(_without(new_plain, skipped), root, ignore_status=ignore_status)
     added, modified, _ = _compare(before, after)
     changed = {p for p in added if after[p].kind != _STRUCT} | modified
-    existing = after.keys()
+    untouched = {"f:" + key for key in skipped}
+
+    def still_there(path: Path) -> bool:
+        return path in after or path[0] in untouched
 
     me = _Manager(manager, operation, api_version, subresource)
     identity = me.identity()
     found = next((m for m in managers if m.identity() == identity), None)
     for other in managers:
-        kept = (other.paths - changed) & existing if other is not found else other.paths & existing
+        mine = other.paths if other is found else other.paths - changed
+        kept = {path for path in mine if still_there(path)}
         # An entry read from the stored object whose set did not change is written back as
         # it was (the store wrote it in canonical form): rendering every manager's tree
         # again on every write cost more than the rest of this function.

@@ -482,3 +482,26 @@ def test_entries_of_other_managers_are_kept_as_stored_and_a_sent_list_is_rewritt
     rewritten = record_update(created, sent, "labeller", api_version="apps/v1", now=T2)
     entry = next(e for e in rewritten["metadata"]["managedFields"] if e["manager"] != "labeller")
     assert list(entry["fieldsV1"]) == sorted(fields)
+
+
+def test_a_main_resource_update_leaves_the_status_managers_fields() -> None:
+    """As upstream: the kubelet keeps owning the status it wrote through the status
+    subresource when someone else relabels the object."""
+    created = record_update(None, deployment(1), "kubectl-create", api_version="apps/v1", now=T0)
+    reported = copy.deepcopy(created)
+    reported["status"] = {"replicas": 1, "readyReplicas": 1}
+    reported = record_update(
+        created, reported, "controller", api_version="apps/v1", now=T1, subresource="status"
+    )
+    relabelled = copy.deepcopy(reported)
+    relabelled["metadata"]["labels"] = {"team": "a"}
+    relabelled = record_update(reported, relabelled, "labeller", api_version="apps/v1", now=T2)
+    status_entry = next(
+        e for e in relabelled["metadata"]["managedFields"] if e.get("subresource") == "status"
+    )
+    assert status_entry["manager"] == "controller"
+    assert {path_string(p) for p in fields_to_paths(status_entry["fieldsV1"])} == {
+        ".status.replicas",
+        ".status.readyReplicas",
+    }
+    assert owned(relabelled, "labeller", "Update") == {".metadata.labels", ".metadata.labels.team"}
