@@ -70,8 +70,9 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         _start_compactor()
-        # Everything the server needs is loaded: see clusterapi.core.gctune.
-        gctune.tune()
+        # Everything the server needs is loaded; the interpreter's thresholds are kept, for
+        # short pauses (clusterapi.core.gctune).
+        gctune.tune(young=0)
         config = uvicorn.Config(
             "clusterapi.asgi:application",
             host=host,

@@ -34,3 +34,5 @@ def test_a_threshold_of_zero_keeps_the_interpreters_own(monkeypatch: pytest.Monk
     before = gc.get_threshold()
     monkeypatch.setenv("BERTH_GC_THRESHOLD", "0")
     assert gctune.tune() == before
+    monkeypatch.delenv("BERTH_GC_THRESHOLD")
+    assert gctune.tune(young=0) == before
