@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,10 +186,14 @@ def _insert_many(path: Path, alias: str, count: int) -> None:
     db.close()
 
 
-def wait_for_value(value: Any, at_least: int, timeout: float = 10.0) -> None:
+def wait_for_value(value: Any, at_least: int) -> None:
+    wait_until(lambda: value.value >= at_least, "the other process did not start")
+
+
+def wait_until(condition: Callable[[], bool], failure: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while value.value < at_least:
-        assert time.monotonic() < deadline, "the other process did not start"
+    while not condition():
+        assert time.monotonic() < deadline, failure
         time.sleep(0.01)
 
 
@@ -206,10 +210,7 @@ def test_a_writer_sees_when_another_thread_or_process_waits_for_its_turn(databas
 
     thread = threading.Thread(target=wait_in_thread)
     thread.start()
-    deadline = time.monotonic() + 5
-    while not holder.others_waiting():
-        assert time.monotonic() < deadline, "the waiting thread was not seen"
-        time.sleep(0.01)
+    wait_until(holder.others_waiting, "the waiting thread was not seen")
     holder.commit()
     thread.join(5)
 
@@ -218,10 +219,7 @@ def test_a_writer_sees_when_another_thread_or_process_waits_for_its_turn(databas
     turns = context.Value("i", 0)
     other = context.Process(target=_hog, args=(str(database), 1, 0.0, turns))
     other.start()
-    deadline = time.monotonic() + 5
-    while not holder.others_waiting():
-        assert time.monotonic() < deadline, "the waiting process was not seen"
-        time.sleep(0.01)
+    wait_until(holder.others_waiting, "the waiting process was not seen")
     holder.commit()
     other.join(10)
     assert other.exitcode == 0 and turns.value == 1
