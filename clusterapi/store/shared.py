@@ -30,7 +30,8 @@ from clusterapi.resources.registry import Kind
 from clusterapi.store import sql
 
 Obj = dict[str, Any]
-MAX_OBJECTS = 20_000
+# A decoded pod is about 20 KB of Python objects: this caps the cache near 100 MB a worker.
+MAX_OBJECTS = 5_000
 
 
 @dataclass
