@@ -207,7 +207,8 @@ def reconcile(namespace: str, name: str) -> float | None:
     except SelectorError:
         return None
     pod_kind = pods.pod_kind()
-    candidates = store.list_objects(pod_kind, namespace).objects()
+    # Shared with later reconciles (decoded once per revision): read, never modified.
+    candidates = store.list_shared(pod_kind, namespace)
     owned = pods.claim(job, candidates, pod_kind, selector, field_manager=COMPONENT)
     if job["metadata"].get("deletionTimestamp") or is_finished(job):
         for pod in owned:
