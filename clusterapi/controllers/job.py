@@ -207,8 +207,7 @@ def reconcile(namespace: str, name: str) -> float | None:
     except SelectorError:
         return None
     pod_kind = pods.pod_kind()
-    # Shared with later reconciles (decoded once per revision): read, never modified.
-    candidates = store.list_shared(pod_kind, namespace)
+    candidates = store.list_objects(pod_kind, namespace).objects()
     owned = pods.claim(job, candidates, pod_kind, selector, field_manager=COMPONENT)
     if job["metadata"].get("deletionTimestamp") or is_finished(job):
         for pod in owned:
