@@ -16,7 +16,7 @@ Unlike ``snapshots`` (whole small kinds, re-read when they may have changed), a 
 is exact at every call. The objects are **shared** with every other caller of the same list:
 they must not be modified (copy one before changing it; writes go through the store, which
 reads its own). The cache holds at most ``MAX_OBJECTS`` objects; the namespaces listed least
-recently are dropped first, and a namespace larger than that is not kept at all.
+recently are dropped first.
 """
 
 from __future__ import annotations
@@ -70,13 +70,10 @@ def list_shared(kind: Kind, namespace: str) -> list[Obj]:
         objects[name] = (revision, uid, orjson.loads(data))
         since = max(since, revision)
     with _lock:
-        if len(objects) > MAX_OBJECTS:
-            _scopes.pop(key, None)  # too large to keep: decoded afresh each time
-        else:
-            _scopes[key] = _Scope(since, objects)
-            _scopes.move_to_end(key)
+        _scopes[key] = _Scope(since, objects)
+        _scopes.move_to_end(key)
         total = sum(len(s.objects) for s in _scopes.values())
-        while total > MAX_OBJECTS:
+        while total > MAX_OBJECTS and len(_scopes) > 1:
             _, dropped = _scopes.popitem(last=False)
             total -= len(dropped.objects)
     return [obj for _, _, obj in objects.values()]
