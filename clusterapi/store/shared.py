@@ -30,8 +30,7 @@ from clusterapi.resources.registry import Kind
 from clusterapi.store import sql
 
 Obj = dict[str, Any]
-# A decoded pod is about 20 KB of Python objects: this caps the cache near 100 MB a worker.
-MAX_OBJECTS = 5_000
+MAX_OBJECTS = 20_000
 
 
 @dataclass
