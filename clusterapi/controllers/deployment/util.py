@@ -208,7 +208,10 @@ def new_rs_new_replicas(deployment: Obj, all_rss: Iterable[Obj], new_rs: Obj) ->
     if _rolling(deployment) is None:
         return replicas(deployment)
     desired = replicas(deployment)
-    current = sum(replicas(rs) for rs in all_rss)
+    # Upstream sums spec.replicas alone. A ReplicaSet that was just scaled down still has its
+    # extra pods until its own reconcile deletes them (a separate task here), so the larger of
+    # the wanted and the reported count keeps every list of live pods within maxSurge.
+    current = sum(max(replicas(rs), _count(rs, "replicas")) for rs in all_rss)
     max_total = desired + max_surge(deployment)
     if current >= max_total:
         return replicas(new_rs)

@@ -228,12 +228,39 @@ def test_rolling_update_keeps_availability_and_surge_bounds_at_every_step(
     # The rollout went through intermediate states, not all at once.
     assert len(set(seen_new)) > 2
     old, new = sorted(replicasets_of(get(DEPLOYMENT, "web")), key=controller.revision)
+    print("DBG", [(r["spec"]["replicas"], r.get("status")) for r in (old, new)])
     assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (0, replicas)
     assert (
         get(DEPLOYMENT, "web")["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
         == "2"
     )
     assert condition("web", "Progressing")["reason"] == "NewReplicaSetAvailable"
+
+
+def test_the_new_replicaset_waits_for_a_scaled_down_one_to_shed_its_pods(
+    ns: str, clock: Clock
+) -> None:
+    """The Deployment may run again between an old ReplicaSet's scale-down and that
+    ReplicaSet's own reconcile: the pods it still has count against maxSurge."""
+    make_deployment("web", 4)
+    rollout("web", clock, per_step=4)
+    set_image("web", "nginx:1.26")
+    controller.reconcile(NS, "web")
+    old, new = sorted(replicasets_of(get(DEPLOYMENT, "web")), key=controller.revision)
+    for _ in range(8):
+        controller.reconcile(NS, "web")
+        controller.reconcile(NS, "web")  # again, before the old ReplicaSet's reconcile
+        replicaset.reconcile(NS, new["metadata"]["name"])
+        assert len([p for p in deployment_pods("web") if pods.is_active(p)]) <= 4 + 1
+        replicaset.reconcile(NS, old["metadata"]["name"])
+        for pod in deployment_pods("web"):
+            if pods.is_active(pod) and not pods.is_ready(pod):
+                make_ready(pod, clock.stamp())
+        finish_terminating()
+    rollout("web", clock)
+    assert sorted(image_of(p) for p in deployment_pods("web") if pods.is_active(p)) == [
+        "nginx:1.26"
+    ] * 4
 
 
 def test_recreate_removes_every_old_pod_before_creating_new_ones(ns: str, clock: Clock) -> None:
@@ -369,10 +396,12 @@ def test_scaling_mid_rollout_spreads_replicas_in_proportion(ns: str, clock: Cloc
     set_image("web", "nginx:broken")
     drive("web", clock, ready=lambda pod: image_of(pod) != "nginx:broken")
     old, new = sorted(replicasets_of(get(DEPLOYMENT, "web")), key=controller.revision)
+    print("DBG", [(r["spec"]["replicas"], r.get("status")) for r in (old, new)])
     assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (8, 5)
     update(DEPLOYMENT, "web", lambda d: d["spec"].update(replicas=15))
     controller.reconcile(NS, "web")
     old, new = sorted(replicasets_of(get(DEPLOYMENT, "web")), key=controller.revision)
+    print("DBG", [(r["spec"]["replicas"], r.get("status")) for r in (old, new)])
     assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (11, 7)
     for rs in (old, new):
         assert rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "15"
