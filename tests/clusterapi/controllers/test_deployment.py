@@ -258,9 +258,10 @@ def test_the_new_replicaset_waits_for_a_scaled_down_one_to_shed_its_pods(
                 make_ready(pod, clock.stamp())
         finish_terminating()
     rollout("web", clock)
-    assert sorted(image_of(p) for p in deployment_pods("web") if pods.is_active(p)) == [
-        "nginx:1.26"
-    ] * 4
+    assert (
+        sorted(image_of(p) for p in deployment_pods("web") if pods.is_active(p))
+        == ["nginx:1.26"] * 4
+    )
 
 
 def test_recreate_removes_every_old_pod_before_creating_new_ones(ns: str, clock: Clock) -> None:
