@@ -9,12 +9,34 @@ from typing import Any
 
 import pytest
 
-from tests.live import Kubectl, LiveServer
+from tests.live import Kubectl, LiveServer, SimulatedAgent
 
 CHROMIUM = Path("/usr/bin/chromium")
 
 # Unit tests call reconcile functions directly; committed writes enqueue nothing.
 os.environ.setdefault("BERTH_CONTROLLERS", "0")
+
+
+LOG_TAIL_LINES = 150
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing end-to-end test's report carries the tail of its live processes' logs.
+
+    CI keeps only pytest's output; without the server's and agents' own words a failure that
+    happens once in many runs cannot be explained afterwards.
+    """
+    report = yield
+    if report.failed and call.when == "call":
+        for value in getattr(item, "funcargs", {}).values():
+            agents = value.values() if isinstance(value, dict) else (value,)
+            for live in agents:
+                if isinstance(live, LiveServer | SimulatedAgent):
+                    tail = "\n".join(live.log().splitlines()[-LOG_TAIL_LINES:])
+                    label = getattr(live, "name", "server")
+                    report.sections.append((f"log of {label} (last lines)", tail))
+    return report
 
 
 @pytest.fixture(autouse=True)
