@@ -26,26 +26,29 @@ _POLL_MAX_SECONDS = 0.001
 class ProcessQueue:
     """The writers of every process using one database file, taking turns (module docstring).
 
-    One per process and database path; only the thread holding ``_WRITER`` uses it, so its
-    two descriptors are never used by two threads at once. They are opened again after a
-    fork: a child sharing its parent's open files would share its locks too.
+    One per process and database path. The turnstile and writer descriptors are used only by
+    the thread holding ``_WRITER``; ``others_waiting`` may be asked by any thread and probes
+    the turnstile through a descriptor of its own (flock locks belong to an open file, so a
+    shared one would let the probe's unlock release a waiting writer's turnstile). All are
+    opened again after a fork: a child sharing its parent's open files would share its locks.
     """
 
     def __init__(self, database: str) -> None:
         self.paths = (f"{database}-turnstile.lock", f"{database}-writer.lock")
         self.pid = 0
-        self.descriptors: tuple[int, int] = (-1, -1)
+        self.descriptors: tuple[int, int, int] = (-1, -1, -1)
+        self.guard = threading.Lock()
 
-    def _open(self) -> tuple[int, int]:
-        if self.pid != os.getpid():
-            self.descriptors = tuple(  # type: ignore[assignment]
-                os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) for path in self.paths
-            )
-            self.pid = os.getpid()
-        return self.descriptors
+    def _open(self) -> tuple[int, int, int]:
+        with self.guard:
+            if self.pid != os.getpid():
+                turnstile, writer = self.paths
+                self.descriptors = (_open(turnstile), _open(writer), _open(turnstile))
+                self.pid = os.getpid()
+            return self.descriptors
 
     def acquire(self, timeout: float) -> bool:
-        turnstile, writer = self._open()
+        turnstile, writer, _ = self._open()
         deadline = time.monotonic() + timeout
         if not _lock(turnstile, deadline):
             return False
@@ -58,14 +61,19 @@ class ProcessQueue:
         fcntl.flock(self.descriptors[1], fcntl.LOCK_UN)
 
     def others_waiting(self) -> bool:
-        """Whether a writer of another process is waiting: it holds the turnstile."""
-        turnstile = self._open()[0]
-        try:
-            fcntl.flock(turnstile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(turnstile, fcntl.LOCK_UN)
-        return False
+        """Whether a writer is waiting for its turn: it holds the turnstile."""
+        probe = self._open()[2]
+        with self.guard:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(probe, fcntl.LOCK_UN)
+            return False
+
+
+def _open(path: str) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 def _lock(descriptor: int, deadline: float) -> bool:
