@@ -19,18 +19,23 @@ one per cluster, as upstream's ``node-lifecycle-controller``) looks at each Node
   DefaultTolerationSeconds defaults, ``clusterapi.resources.kinds.pod``) is deleted that long
   after the taint's ``timeAdded``; one tolerating it forever stays.
 
-``reconcile`` returns the delay to the next look: when the Lease would expire or a toleration
-run out. Lease renewals do not wake it (1,000 nodes renew 100 times a second); each node has
-one chain of delayed checks, kept single by a due-time mark in the cache, so the periodic
-resync and Node writes do not multiply them. Deliberately left out: eviction rate limits and
-zone states (``--node-eviction-rate``, ``--unhealthy-zone-threshold``), the startup grace
-period, and memory/disk/pid pressure taints.
+Flow: one periodic pass (``monitor``, the ``MONITOR`` key, every ``MONITOR_SECONDS``: 5 s,
+upstream's ``--node-monitor-period``) lists the Nodes and their Leases once and converges only
+the nodes that are not healthy and settled, so 1,000 healthy nodes cost two list queries per
+period, not a task each. A Node write (an agent's status report, a new node) converges that
+node at once. Lease renewals wake nothing (1,000 nodes renew 100 times a second). A node with
+a pending eviction keeps one delayed check for the moment its pods' toleration runs out, kept
+single by a due-time mark in the cache. Deliberately left out: eviction rate limits and zone
+states (``--node-eviction-rate``, ``--unhealthy-zone-threshold``), the startup grace period,
+and memory/disk/pid pressure taints.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +48,7 @@ from clusterapi.resources import registered as _kind
 from clusterapi.store.errors import ApiError
 
 Obj = dict[str, Any]
+logger = logging.getLogger(__name__)
 
 NAME = "node-lifecycle"
 COMPONENT = "node-controller"
@@ -53,9 +59,13 @@ NOT_READY = "node.kubernetes.io/not-ready"
 UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 CONDITION_TYPES = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+# The periodic pass over every node (upstream's --node-monitor-period, 5 s).
+MONITOR_SECONDS = float(os.environ.get("BERTH_NODE_MONITOR_PERIOD_SECONDS", "5"))
+# The key of that pass (no Node can be named so).
+MONITOR = ("", "~monitor")
 # Never look again sooner than this (a node seen just expired re-checks its pods then).
 MIN_DELAY = 1.0
-# Healthy nodes are looked at least this often even with a far-away expiry.
+# A pending eviction is looked at least this often even when it is far away.
 MAX_DELAY = 60.0
 
 
@@ -203,6 +213,10 @@ def eviction_time(pod: Obj, taints: list[Obj]) -> datetime | None:
     return due
 
 
+def _bound(pod: Obj) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName"))
+
+
 def _pods_on(node_name: str) -> list[Obj]:
     def bound(obj: Obj) -> bool:
         return (obj.get("spec") or {}).get("nodeName") == node_name
@@ -288,8 +302,12 @@ def _claim_chain(name: str, delay: float) -> bool:
     return True
 
 
-def reconcile(_namespace: str, name: str) -> float | None:
-    """Converge one node's health, taints and evictions; returns the delay to the next look."""
+def reconcile(namespace: str, name: str) -> float | None:
+    """Converge one node (a Node was written), or run the periodic pass over all of them
+    (``MONITOR``); returns the delay to the next look."""
+    if (namespace, name) == MONITOR:
+        monitor()
+        return MONITOR_SECONDS
     node_kind = _kind("v1", "Node")
     try:
         node = store.get(node_kind, "", name)
@@ -305,7 +323,82 @@ def reconcile(_namespace: str, name: str) -> float | None:
         if exc.reason != "NotFound":
             raise
         lease = None
+    _keep_monitoring()
+    return _converge(node, lease, utcnow(), _pods_on)
+
+
+def monitor() -> int:
+    """One pass over every node, as upstream's ``monitorNodeHealth`` every
+    ``--node-monitor-period``: two lists (Nodes, Leases), and work only for the nodes that are
+    not healthy and settled. Returns how many nodes needed it."""
+    nodes = store.list_objects(_kind("v1", "Node")).objects()
+    leases = {
+        lease["metadata"]["name"]: lease
+        for lease in store.list_objects(
+            _kind("coordination.k8s.io/v1", "Lease"), LEASE_NAMESPACE
+        ).objects()
+    }
     now = utcnow()
+    by_node: dict[str, list[Obj]] | None = None
+
+    def pods_on(node_name: str) -> list[Obj]:
+        # The bound pods are listed once per pass, however many nodes are unhealthy.
+        nonlocal by_node
+        if by_node is None:
+            by_node = {}
+            for pod in store.list_objects(_kind("v1", "Pod"), None, match=_bound).objects():
+                by_node.setdefault(pod["spec"]["nodeName"], []).append(pod)
+        return by_node.get(node_name, [])
+
+    acted = 0
+    for node in nodes:
+        lease = leases.get(node["metadata"]["name"])
+        if _settled(node, lease, now):
+            continue
+        acted += 1
+        try:
+            _converge(node, lease, now, pods_on)
+        except ApiError as exc:  # one node's conflict must not stop the pass
+            logger.info("node %s: %s", node["metadata"]["name"], exc)
+    return acted
+
+
+def _settled(node: Obj, lease: Obj | None, now: datetime) -> bool:
+    """Healthy (Ready, heard from within the grace period) and without our taints."""
+    ready = _condition(node, "Ready")
+    if (ready or {}).get("status") != "True":
+        return False
+    if now >= last_heartbeat(node, lease) + timedelta(seconds=GRACE_SECONDS):
+        return False
+    return not any(
+        isinstance(t, dict) and t.get("key") in (UNREACHABLE, NOT_READY)
+        for t in (node.get("spec") or {}).get("taints") or ()
+    )
+
+
+_monitor_asked_at = 0.0
+
+
+def _keep_monitoring() -> None:
+    """Make sure the periodic pass is scheduled (after a fresh start it would otherwise wait
+    for the first resync); asked at most once a period per process, and deduplicated by the
+    key's single scheduled look (``tasks.enqueue``)."""
+    global _monitor_asked_at
+    moment = time.monotonic()
+    if moment - _monitor_asked_at < MONITOR_SECONDS:
+        return
+    _monitor_asked_at = moment
+    from clusterapi.controllers.tasks import enqueue
+
+    enqueue(CONTROLLER, *MONITOR, delay=MONITOR_SECONDS)
+
+
+def _converge(
+    node: Obj, lease: Obj | None, now: datetime, pods_on: Callable[[str], list[Obj]]
+) -> float | None:
+    """Health, taints and evictions of one node; the delay to the next eviction, if any."""
+    node_kind = _kind("v1", "Node")
+    name = node["metadata"]["name"]
     grace = timedelta(seconds=GRACE_SECONDS)
     expires = last_heartbeat(node, lease) + grace
     ready = _condition(node, "Ready")
@@ -338,16 +431,24 @@ def reconcile(_namespace: str, name: str) -> float | None:
             return _set_taints(obj, wanted, now)
 
         node = store.guaranteed_update(node_kind, "", name, taint, field_manager=COMPONENT).obj
-    pods = _pods_on(name) if ready_status != "True" else []
+    pods = pods_on(name) if ready_status != "True" else []
     if pods:
         _mark_pods_not_ready(pods, now)
     next_eviction = _evict(node, pods, now) if pods else None
-    # An unhealthy node is watched until it comes back (its agent's status write wakes us).
-    delay = (expires - now).total_seconds() + 0.5 if ready_status == "True" else MAX_DELAY
-    if next_eviction is not None:
-        delay = min(delay, (next_eviction - now).total_seconds() + 0.1)
-    delay = min(max(delay, MIN_DELAY), MAX_DELAY)
+    # Healthy nodes are watched by the periodic pass; a timer is kept only for the next
+    # eviction, when a toleration runs out.
+    if next_eviction is None:
+        return None
+    delay = min(max((next_eviction - now).total_seconds() + 0.1, MIN_DELAY), MAX_DELAY)
     return delay if _claim_chain(name, delay) else None
 
 
-CONTROLLER = Controller(name=NAME, kind="Node", reconcile=reconcile, singleton=True)
+CONTROLLER = Controller(
+    name=NAME,
+    kind="Node",
+    reconcile=reconcile,
+    singleton=True,
+    # No per-node resync: the periodic pass looks at every node; the resync keeps it going.
+    resync=False,
+    resync_keys=lambda: [MONITOR],
+)

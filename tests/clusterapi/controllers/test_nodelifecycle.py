@@ -110,18 +110,39 @@ def node_lease_namespace(ns: str) -> None:
             store.create(namespace, {"metadata": {"name": name}})
 
 
-def test_a_renewing_node_stays_ready_and_is_checked_when_its_lease_would_expire(
+def test_renewing_nodes_stay_ready_and_the_periodic_pass_leaves_them_alone(
     clock: FakeClock,
 ) -> None:
     make_node("n1", clock)
-    delay = nodelifecycle.reconcile("", "n1")
-    assert delay is not None and 1 <= delay <= nodelifecycle.MAX_DELAY
+    make_node("n2", clock)
+    # A healthy node needs no timer of its own: the periodic pass watches it.
+    assert nodelifecycle.reconcile("", "n1") is None
+    assert nodelifecycle.reconcile(*nodelifecycle.MONITOR) == nodelifecycle.MONITOR_SECONDS
     for _ in range(10):
         clock.advance(10)
         renew("n1", clock)
-        nodelifecycle.reconcile("", "n1")
-    assert ready("n1")["status"] == "True"
-    assert taints("n1") == set()
+        renew("n2", clock)
+        assert nodelifecycle.monitor() == 0
+    assert ready("n1")["status"] == ready("n2")["status"] == "True"
+    assert taints("n1") == taints("n2") == set()
+
+
+def test_the_periodic_pass_finds_the_node_that_stopped_renewing(clock: FakeClock) -> None:
+    make_node("n1", clock)
+    make_node("n2", clock)
+    clock.advance(nodelifecycle.GRACE_SECONDS - 1)
+    renew("n1", clock)
+    assert nodelifecycle.monitor() == 0
+    clock.advance(2)
+    assert nodelifecycle.monitor() == 1
+    assert ready("n1")["status"] == "True" and taints("n1") == set()
+    assert ready("n2")["status"] == "Unknown"
+    assert ("node.kubernetes.io/unreachable", "NoExecute") in taints("n2")
+    # Still silent: looked at again each pass, but nothing more is written.
+    before = store.get(NODE, "", "n2")["metadata"]["resourceVersion"]
+    renew("n1", clock)
+    assert nodelifecycle.monitor() == 1
+    assert store.get(NODE, "", "n2")["metadata"]["resourceVersion"] == before
 
 
 def test_a_silent_node_goes_unknown_is_tainted_and_recovers(clock: FakeClock) -> None:
@@ -248,6 +269,16 @@ def test_a_missing_node_is_converged() -> None:
 
 def test_one_chain_of_delayed_checks_per_node(clock: FakeClock) -> None:
     make_node("n1", clock)
-    assert nodelifecycle.reconcile("", "n1") is not None
-    # A second wake-up (a Node write, the resync) does not start a second chain.
+    toleration = {
+        "key": "node.kubernetes.io/unreachable",
+        "operator": "Exists",
+        "effect": "NoExecute",
+        "tolerationSeconds": 120,
+    }
+    bound_pod("p", "n1", tolerations=[toleration])
+    clock.advance(nodelifecycle.GRACE_SECONDS + 1)
+    # The pod's eviction is due in 120 s: one timer for it ...
+    delay = nodelifecycle.reconcile("", "n1")
+    assert delay is not None and 1 <= delay <= nodelifecycle.MAX_DELAY
+    # ... and a second wake-up (a Node write, the pass) does not start a second one.
     assert nodelifecycle.reconcile("", "n1") is None
