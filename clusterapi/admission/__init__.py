@@ -48,11 +48,17 @@ def admit(
         mutate(kind, obj, old)
     # A binding sets spec.nodeName (checked by the caller) on an object that was valid as
     # stored; upstream's binding skips the pod's validation too. Validating the whole pod
-    # again was half of every bind's cost.
+    # again was half of every bind's cost. A status write checks the status it brings.
     warnings = (
         []
         if subresource == "binding"
-        else validate_object(kind, obj, old, field_validation=field_validation)
+        else validate_object(
+            kind,
+            obj,
+            old,
+            field_validation=field_validation,
+            status_only=subresource == "status",
+        )
     )
     rbac.admit_any(kind, obj, old)
     if user is not None:

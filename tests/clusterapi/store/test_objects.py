@@ -341,6 +341,32 @@ def test_status_changes_only_through_the_status_subresource(ns: str) -> None:
     assert updated["metadata"]["generation"] == 1
 
 
+def test_a_status_write_is_validated_with_full_field_paths(ns: str) -> None:
+    store.create(DEPLOYMENT, deployment("bad-status"), namespace=ns)
+    before = footprint()
+
+    body = deployment("bad-status")
+    body["status"] = {"replicas": "many"}
+    with pytest.raises(ApiError) as mistyped:
+        store.update(DEPLOYMENT, ns, "bad-status", body, subresource="status")
+    assert (mistyped.value.code, mistyped.value.reason) == (422, "Invalid")
+    assert [c.field for c in mistyped.value.causes] == ["status.replicas"]
+
+    body["status"] = {"replicas": 1, "bogus": True}
+    with pytest.raises(ApiError) as unknown:
+        store.update(DEPLOYMENT, ns, "bad-status", body, subresource="status")
+    assert unknown.value.code == 400
+    assert 'unknown field "status.bogus"' in unknown.value.message
+    assert footprint() == before
+
+    # Warn drops the unknown field and keeps the rest.
+    written = store.update(
+        DEPLOYMENT, ns, "bad-status", body, subresource="status", field_validation="Warn"
+    )
+    assert written.obj["status"] == {"replicas": 1}
+    assert written.warnings == ['unknown field "status.bogus"']
+
+
 def test_create_drops_a_client_supplied_status(ns: str) -> None:
     body = deployment("fresh")
     body["status"] = {"readyReplicas": 3, "observedGeneration": 8}
