@@ -3,11 +3,20 @@
 An event with the same involved object, type, reason, message and source as an existing one
 increments that event's ``count`` and ``lastTimestamp`` instead of creating another, so a loop
 that reports the same problem every few seconds leaves one growing Event, not thousands.
+
+Whether an event is new is decided from memory, as upstream's correlator keeps an LRU cache
+of the events it recorded (4,096 entries): a name recorded before is counted up at once, any
+other is created at once. Most events are new (a pod's ``Scheduled``, a ReplicaSet's
+``SuccessfulCreate``), so asking the store first would cost each one a failed read. The
+store stays the judge: a create that finds the event exists (recorded by another worker or
+before a restart) counts it up instead, and a count-up that finds it gone creates it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from clusterapi import store
@@ -17,6 +26,28 @@ from clusterapi.resources import by_kind
 Obj = dict[str, Any]
 NORMAL = "Normal"
 WARNING = "Warning"
+# Upstream's maxLruCacheEntries.
+REMEMBERED = 4096
+
+_recorded: OrderedDict[tuple[str, str], None] = OrderedDict()
+_recorded_guard = threading.Lock()
+
+
+def _remember(namespace: str, name: str) -> bool:
+    """Note an event as recorded; whether it was already known."""
+    key = (namespace, name)
+    with _recorded_guard:
+        known = key in _recorded
+        _recorded[key] = None
+        _recorded.move_to_end(key)
+        while len(_recorded) > REMEMBERED:
+            _recorded.popitem(last=False)
+    return known
+
+
+def _forget(namespace: str, name: str) -> None:
+    with _recorded_guard:
+        _recorded.pop((namespace, name), None)
 
 
 def _event_name(involved: Obj, digest: str) -> str:
@@ -53,12 +84,14 @@ def record(
         event["lastTimestamp"] = now
         return event
 
-    try:
-        store.guaranteed_update(kind, namespace, name, bump, field_manager=component)
-        return
-    except ApiError as exc:
-        if exc.reason != "NotFound":
-            raise
+    if _remember(namespace, name):
+        try:
+            store.guaranteed_update(kind, namespace, name, bump, field_manager=component)
+            return
+        except ApiError as exc:
+            if exc.reason != "NotFound":
+                _forget(namespace, name)
+                raise
     source: Obj = {"component": component}
     if host:
         source["host"] = host
@@ -87,5 +120,8 @@ def record(
     except ApiError as exc:
         if exc.reason == "AlreadyExists":
             store.guaranteed_update(kind, namespace, name, bump, field_manager=component)
-        elif exc.reason not in ("NotFound", "Forbidden"):
+            return
+        # Not recorded (the namespace is missing or going away): the next try creates again.
+        _forget(namespace, name)
+        if exc.reason not in ("NotFound", "Forbidden"):
             raise
