@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import jsonpatch
+import jsonpointer
 from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
@@ -32,8 +33,38 @@ def diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[dict[st
     """A JSON patch turning ``old`` into ``new`` (bookkeeping metadata ignored)."""
     if old is None or new is None:
         return None
-    patch: list[dict[str, Any]] = jsonpatch.make_patch(_clean(old), _clean(new)).patch
+    patch: list[dict[str, Any]] = []
+    _diff_into(patch, "", _clean(old), _clean(new))
     return patch
+
+
+def _diff_into(patch: list[dict[str, Any]], pointer: str, old: Any, new: Any) -> None:
+    """Append the operations turning ``old`` into ``new`` (at ``pointer``) to ``patch``.
+
+    Objects are compared key by key here and equal subtrees skipped with one ``==``;
+    anything else that differs (lists, scalars, a change of type) is diffed by jsonpatch,
+    its paths moved under ``pointer``. jsonpatch alone walks every unchanged field too, and
+    serialises each scalar to compare it: on an agent's pod status report, which changes
+    the status only, that was a third of the request's cost.
+    """
+    if old == new:  # (== takes 1 for True; the schemas keep such fields typed)
+        return
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        for op in jsonpatch.make_patch(old, new).patch:
+            op["path"] = pointer + op["path"]
+            if "from" in op:
+                op["from"] = pointer + op["from"]
+            patch.append(op)
+        return
+    for key in old:
+        if key not in new:
+            patch.append({"op": "remove", "path": f"{pointer}/{jsonpointer.escape(key)}"})
+    for key, value in new.items():
+        path = f"{pointer}/{jsonpointer.escape(key)}"
+        if key not in old:
+            patch.append({"op": "add", "path": path, "value": value})
+        else:
+            _diff_into(patch, path, old[key], value)
 
 
 def should_record(verb: str, code: int) -> bool:
