@@ -47,12 +47,25 @@ def swap_containers(pod: Obj) -> None:
     pod["spec"]["containers"] = [{"name": "d", "image": "busybox"}, *pod["spec"]["containers"]]
 
 
+def drop_condition(pod: Obj) -> None:
+    pod["status"]["conditions"] = []
+
+
+def reorder_conditions(pod: Obj) -> None:
+    pod["status"]["conditions"] = [
+        {"type": "Ready", "status": "False"},
+        *pod["status"]["conditions"],
+    ]
+
+
 def retype(pod: Obj) -> None:
     pod["spec"]["nodeName"] = {"not": "a string"}
     pod["status"] = "gone"
 
 
-@pytest.mark.parametrize("change", [running, relabel, swap_containers, retype])
+@pytest.mark.parametrize(
+    "change", [running, relabel, swap_containers, drop_condition, reorder_conditions, retype]
+)
 def test_the_diff_turns_the_old_object_into_the_new(change: Any) -> None:
     new = changed(change)
     patch = diff(POD, new)
@@ -72,6 +85,21 @@ def test_only_what_changed_is_in_the_diff() -> None:
         {"op": "replace", "path": "/status/phase", "value": "Running"},
         {"op": "add", "path": "/status/conditions/1", "value": {"type": "Ready", "status": "True"}},
         {"op": "add", "path": "/status/podIP", "value": "10.1.0.5"},
+    ]
+    assert diff(POD, changed(swap_containers)) == [
+        {
+            "op": "replace",
+            "path": "/spec/containers",
+            "value": [{"name": "d", "image": "busybox"}, {"name": "c", "image": "nginx:1.25"}],
+        },
+    ]
+    assert diff(POD, changed(drop_condition)) == [{"op": "remove", "path": "/status/conditions/0"}]
+
+    def new_image(pod: Obj) -> None:
+        pod["spec"]["containers"][0]["image"] = "nginx:1.26"
+
+    assert diff(POD, changed(new_image)) == [
+        {"op": "replace", "path": "/spec/containers/0/image", "value": "nginx:1.26"}
     ]
     assert diff(POD, changed(relabel)) == [
         {"op": "remove", "path": "/metadata/labels/a~1b~0c"},
