@@ -160,9 +160,12 @@ def _normalize_element(element: str) -> str:
     return element
 
 
+# Field names, then keys, then values, then indexes, like fieldpath.PathElement ordering.
+_ELEMENT_ORDER: Final = {"f": 0, "k": 1, "v": 2, "i": 3}
+
+
 def _element_sort_key(element: str) -> tuple[int, str]:
-    # Field names, then keys, then values, then indexes, like fieldpath.PathElement ordering.
-    return ({"f": 0, "k": 1, "v": 2, "i": 3}.get(element[:1], 4), element)
+    return (_ELEMENT_ORDER.get(element[:1], 4), element)
 
 
 def fields_to_paths(fields: Any) -> set[Path]:
@@ -209,7 +212,8 @@ def _render(node: dict[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if owned and node:
         out["."] = {}
-    for element in sorted(node, key=_element_sort_key):
+    # Most nodes have one child or none: nothing to sort.
+    for element in sorted(node, key=_element_sort_key) if len(node) > 1 else node:
         out[element] = _render(node[element])
     return out
 
