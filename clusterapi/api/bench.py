@@ -3,7 +3,9 @@
 Routed at ``/_bench/empty`` only when the environment has ``BERTH_BENCH=1`` (see
 ``clusterapi.api.urls``). ``bench/api.py`` measures its request rate on the same server
 process, with the same client, as the yardstick for the API's own GETs and creates: it is
-the cost of uvicorn + TLS + Django's middleware and request handling with no API work at all.
+the cost of uvicorn + TLS + Django's own ASGI request handling (``clusterapi.asgi`` serves
+``/_bench/`` with Django's handler, without middleware, not the API's leaner one) with no
+API work at all.
 """
 
 from __future__ import annotations

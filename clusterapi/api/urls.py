@@ -28,21 +28,26 @@ def authenticated(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
     return wrapper
 
 
-def public(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Wrap a view anyone may call (version, health) without credentials.
+def public(view: Callable[..., HttpResponseBase]) -> Callable[..., Any]:
+    """Wrap a blocking view anyone may call (version, health) without credentials; it runs
+    on the shared thread pool.
 
     A bearer token that is presented and does not authenticate is still 401, as upstream,
     whose authentication filter runs before every handler and never answers a rejected
     credential as anonymous.
     """
 
-    def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+    def answer(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
         token = chain.bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
         if token is not None and chain.authenticate_token(token) is None:
             response = views.unauthorized()
             views.audit_request(request, response.status_code)
             return response
         return view(request, **kwargs)
+
+    @csrf_exempt
+    async def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+        return await views.on_pool(lambda: answer(request, **kwargs))
 
     return wrapper
 
