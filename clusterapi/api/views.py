@@ -94,29 +94,26 @@ def admit_request(request: HttpRequest) -> User | None:
 
 
 def _run_sync(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
-    close_old_connections()
+    """Admit the request, run ``work``, answer every failure as a Status, audit."""
     try:
-        try:
-            if admit_request(request) is None:
-                response: HttpResponseBase = unauthorized()
-            else:
-                response = work()
-        except ApiError as exc:
-            response = error_response(exc)
-        except Exception as exc:
-            # Never an HTML error page: clients parse every answer as a Status.
-            logger.exception("internal error serving %s %s", request.method, request.path)
-            response = error_response(
-                ApiError(
-                    500,
-                    "InternalError",
-                    f"Internal error occurred: {exc.__class__.__name__}: {exc}",
-                )
+        if admit_request(request) is None:
+            response: HttpResponseBase = unauthorized()
+        else:
+            response = work()
+    except ApiError as exc:
+        response = error_response(exc)
+    except Exception as exc:
+        # Never an HTML error page: clients parse every answer as a Status.
+        logger.exception("internal error serving %s %s", request.method, request.path)
+        response = error_response(
+            ApiError(
+                500,
+                "InternalError",
+                f"Internal error occurred: {exc.__class__.__name__}: {exc}",
             )
-        audit_request(request, response.status_code)
-        return response
-    finally:
-        close_old_connections()
+        )
+    audit_request(request, response.status_code)
+    return response
 
 
 def audit_request(request: HttpRequest, code: int) -> None:
@@ -167,15 +164,13 @@ def audit_request(request: HttpRequest, code: int) -> None:
 
 
 async def in_thread(request: HttpRequest, work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
-    """Run blocking work off the event loop, on the shared pool rather than Django's one
-    thread for sync views, so requests proceed in parallel."""
-    run: Callable[..., Awaitable[HttpResponseBase]] = sync_to_async(
-        _run_sync, thread_sensitive=False, executor=_POOL
-    )
-    return await run(request, work)
+    """Admit the request and run its blocking work on the shared pool (``on_pool``)."""
+    return await on_pool(lambda: _run_sync(request, work))
 
 
-def _run_plain(work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
+def _with_connections(work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
+    # What Django's request signals would do in this thread: no stale or broken connection
+    # is used, and none outlives the request.
     close_old_connections()
     try:
         return work()
@@ -184,10 +179,11 @@ def _run_plain(work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
 
 
 async def on_pool(work: Callable[[], HttpResponseBase]) -> HttpResponseBase:
-    """Run blocking work that checks credentials itself (the public paths) on the shared
-    pool, its database connections looked after as ``in_thread``'s are."""
+    """Run blocking work off the event loop, on the shared pool rather than a thread of
+    Django's, so requests proceed in parallel (the public paths, which check credentials
+    themselves, call it directly)."""
     run: Callable[..., Awaitable[HttpResponseBase]] = sync_to_async(
-        _run_plain, thread_sensitive=False, executor=_POOL
+        _with_connections, thread_sensitive=False, executor=_POOL
     )
     return await run(work)
 
