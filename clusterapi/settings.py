@@ -9,6 +9,8 @@ fresh machine with SQLite and no broker server:
 - ``BERTH_DEBUG``: ``1`` for development error pages.
 - ``BERTH_CHANGELOG_RETENTION``: how many revisions the change log keeps for watches.
 - ``BERTH_COMPACTION_INTERVAL``: seconds between change-log compactions (0: only on demand).
+- ``BERTH_AUDIT_MODE``: ``batch`` (default) or ``blocking``, as kube-apiserver's
+  ``--audit-log-mode`` (``clusterapi/audit/log.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("BERTH_DATA_DIR", BASE_DIR / "var")).resolve()
@@ -148,6 +151,14 @@ BERTH_CHANGELOG_RETENTION = int(os.environ.get("BERTH_CHANGELOG_RETENTION", "100
 # How often ``up`` compacts the change log to that retention, like kube-apiserver's
 # --etcd-compaction-interval; 0 leaves compaction to ``manage.py compact``.
 BERTH_COMPACTION_INTERVAL = float(os.environ.get("BERTH_COMPACTION_INTERVAL", "60"))
+# How the audit log is written (kube-apiserver's --audit-log-mode): ``batch`` hands each event
+# to a writer thread that commits many in one transaction; ``blocking`` writes it in the
+# request's own thread before the answer goes out (never an event lost to a kill -9).
+BERTH_AUDIT_MODE = os.environ.get("BERTH_AUDIT_MODE", "batch")
+if BERTH_AUDIT_MODE not in ("batch", "blocking"):
+    raise ImproperlyConfigured(
+        f"BERTH_AUDIT_MODE={BERTH_AUDIT_MODE!r}: must be 'batch' or 'blocking'"
+    )
 # The Kubernetes version Berth reports and whose schemas it serves.
 BERTH_KUBERNETES_VERSION = "1.37.0"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from tests.live import Kubectl, LiveServer, SimulatedAgent
 
@@ -15,6 +16,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 # Unit tests call reconcile functions directly; committed writes enqueue nothing.
 os.environ.setdefault("BERTH_CONTROLLERS", "0")
+# Unit tests' transactions never commit and their database is in memory: the audit log's
+# writer thread, with a connection of its own, would see neither. They write it in blocking
+# mode; live servers use the default (batch), and test_batch_writer.py covers batch mode.
+settings.BERTH_AUDIT_MODE = "blocking"
 
 
 LOG_TAIL_LINES = 150

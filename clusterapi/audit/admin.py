@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from clusterapi.audit import log
 from clusterapi.audit.models import AuditEvent
 
 
@@ -14,6 +16,10 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg,unused-ignore]
     list_filter = ("verb", "code", "resource")
     search_fields = ("user", "name", "namespace", "request_uri")
     date_hierarchy = "timestamp"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        log.flush()  # the events this process still holds (batch mode) are shown too
+        return super().get_queryset(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 
 from clusterapi.api.requests import query_int
 from clusterapi.api.status import json_response
+from clusterapi.audit import log
 from clusterapi.audit.models import AuditEvent
 from clusterapi.core.errors import bad_request, method_not_allowed
 
@@ -28,5 +29,6 @@ def events(request: HttpRequest) -> HttpResponse:
         limit = DEFAULT_LIMIT
     if limit < 0:
         raise bad_request(f"invalid value for limit: {limit}: must be positive")
+    log.flush()  # what this process answered already is in the log (batch mode)
     newest = AuditEvent.objects.order_by("-timestamp", "-id")[:limit]
     return json_response({"items": [event.to_json() for event in newest]})
