@@ -45,6 +45,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(autouse=True)
+def store_singletons(request: pytest.FixtureRequest) -> None:
+    """The store's revision counter and compaction mark exist in every test with a database.
+
+    The migrations seed both rows, but a transactional test (``transaction=True``) flushes
+    every table when it ends, and the tests after it would find no counter to take a
+    revision from.
+    """
+    if request.node.get_closest_marker("django_db") is None:
+        return
+    from clusterapi.core.models import Compaction, Revision
+
+    Revision.objects.get_or_create(pk=1, defaults={"value": 0})
+    Compaction.objects.get_or_create(pk=1, defaults={"revision": 0})
+
+
+@pytest.fixture(autouse=True)
 def fresh_snapshots() -> Iterator[None]:
     """In-memory snapshots of small kinds (``clusterapi.store.snapshots``) and shared lists
     (``clusterapi.store.shared``) start empty in every test: a test's rolled-back writes must

@@ -9,7 +9,6 @@ import pytest
 
 from clusterapi import store
 from clusterapi.core import watch
-from clusterapi.core.models import Compaction, Revision
 from clusterapi.resources import KINDS
 
 CONFIGMAP = next(k for k in KINDS if k.kind == "ConfigMap")
@@ -19,9 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def singletons(monkeypatch: pytest.MonkeyPatch) -> None:
-    Revision.objects.get_or_create(pk=1, defaults={"value": 0})
-    Compaction.objects.get_or_create(pk=1, defaults={"revision": 0})
+def quiet_notify(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(watch, "notify", lambda: None)  # the test drains by hand
 
 

@@ -23,7 +23,7 @@ from django.db import transaction
 
 from clusterapi import controllers, store
 from clusterapi.core import watch
-from clusterapi.core.models import Change, Compaction, Resource, Revision
+from clusterapi.core.models import Change, Resource
 from clusterapi.resources import registered as kind
 from clusterapi.store import objects, sql
 from clusterapi.store.errors import ApiError
@@ -36,13 +36,6 @@ Obj = dict[str, Any]
 CONFIGMAP = kind("v1", "ConfigMap")
 DEPLOYMENT = kind("apps/v1", "Deployment")
 NAMESPACE = kind("v1", "Namespace")
-
-
-@pytest.fixture(autouse=True)
-def singletons() -> None:
-    """The revision counter and compaction mark rows (a transactional test flushes them)."""
-    Revision.objects.get_or_create(pk=1, defaults={"value": 0})
-    Compaction.objects.get_or_create(pk=1, defaults={"revision": 0})
 
 
 @pytest.fixture(autouse=True)

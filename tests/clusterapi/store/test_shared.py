@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from clusterapi import controllers, store
-from clusterapi.core.models import Compaction, Revision
 from clusterapi.resources import registered as kind
 from clusterapi.store import shared
 
@@ -21,8 +20,6 @@ Obj = dict[str, Any]
 
 @pytest.fixture(autouse=True)
 def setup(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    Revision.objects.get_or_create(pk=1, defaults={"value": 0})
-    Compaction.objects.get_or_create(pk=1, defaults={"revision": 0})
     monkeypatch.setattr(controllers, "wake", lambda *args: None)
     shared.clear()
     store.create(NAMESPACE, {"metadata": {"name": "team"}})

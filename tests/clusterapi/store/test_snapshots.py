@@ -8,19 +8,12 @@ from typing import Any
 import pytest
 
 from clusterapi import store
-from clusterapi.core.models import Compaction, Revision
 from clusterapi.resources import KINDS
 from clusterapi.store import snapshots
 
 PRIORITY_CLASS = next(k for k in KINDS if k.kind == "PriorityClass")
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def singletons() -> None:
-    Revision.objects.get_or_create(pk=1, defaults={"value": 0})
-    Compaction.objects.get_or_create(pk=1, defaults={"revision": 0})
 
 
 def names(snapshot: snapshots.Snapshot) -> list[str]:
