@@ -348,6 +348,66 @@ def _walk(value: Any, node: SchemaNode | None, path: Path, out: dict[Path, _Flat
     out[path] = _Flat(_LEAF, value)
 
 
+def created_fields(
+    obj: dict[str, Any], root: SchemaNode | None, *, ignore_status: bool
+) -> dict[str, Any]:
+    """The FieldsV1 tree of every owned path of ``obj``: what its creator manages.
+
+    The same tree as ``paths_to_fields`` of the non-STRUCT paths ``_flatten`` finds, built
+    in one walk: the paths, their sets and the render from them were 0.2 ms of every create.
+    """
+    tree: dict[Any, Any] = {}
+    for key, value in obj.items():
+        if ignore_status and key == "status":
+            continue
+        node = _child(root, key)
+        if key == "metadata" and isinstance(value, dict) and value:
+            for name, child in value.items():
+                if ("f:metadata", "f:" + name) not in _STRIP_SUBTREES:
+                    meta = tree.setdefault("f:metadata", {})
+                    _grow(child, _child(node, name), meta.setdefault("f:" + name, {}))
+            continue
+        _grow(value, node, tree.setdefault("f:" + key, {}))
+    for (element,) in _STRIP_EXACT:
+        stripped = tree.get(element)
+        if stripped is not None:
+            stripped.pop(_OWNED, None)
+            if not stripped:
+                del tree[element]
+    return _render(tree)
+
+
+def _grow(value: Any, node: SchemaNode | None, tree: dict[Any, Any]) -> None:
+    """Mark what ``value`` owns in ``tree``, its node in the tree (``_walk``'s rules)."""
+    if isinstance(value, dict):
+        if not value or (node is not None and node.map_type == "atomic"):
+            tree[_OWNED] = True
+            return
+        if node is None or node.is_free_form_map:
+            tree[_OWNED] = True
+        for key, child in value.items():
+            _grow(child, _child(node, key), tree.setdefault("f:" + key, {}))
+        return
+    if isinstance(value, list):
+        kind = _list_kind(node, value)
+        if not value or kind == "atomic":
+            tree[_OWNED] = True
+            return
+        if kind == "set":
+            for item in value:
+                tree.setdefault(_value_element(item), {})[_OWNED] = True
+            return
+        assert node is not None
+        keys, item_node = _list_keys(node), node.items()
+        for index, item in enumerate(value):
+            element = tree.setdefault(_key_element(item, keys, index), {})
+            element[_OWNED] = True
+            for key, child in item.items():
+                _grow(child, _child(item_node, key), element.setdefault("f:" + key, {}))
+        return
+    tree[_OWNED] = True
+
+
 def _compare(
     old: dict[Path, _Flat], new: dict[Path, _Flat]
 ) -> tuple[set[Path], set[Path], set[Path]]:
@@ -562,6 +622,13 @@ def managed_fields_after_update(
     # writer sent others: a read-modify-write usually carries the stored list unchanged.
     stored = not (isinstance(entries, list) and entries) or entries == old_entries
     if not (isinstance(entries, list) and entries):
+        if old is None:
+            # A create that brings no entries: the manager owns every field it wrote.
+            fields = created_fields(new, root, ignore_status=ignore_status)
+            if not fields:
+                return []
+            me = _Manager(manager, operation, api_version, subresource, time=now, fields=fields)
+            return [me.to_json()]
         entries = old_entries
     managers = _read_managers(entries)
 

@@ -14,18 +14,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clusterapi.store import apply as apply_module
 from clusterapi.store.apply import (
     ApplyConflict,
+    created_fields,
     fields_to_paths,
     path_string,
     paths_to_fields,
     record_update,
     server_side_apply,
 )
+from clusterapi.store.patch import root_node
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
 CONFIGMAP = "io.k8s.api.core.v1.ConfigMap"
 SERVICE = "io.k8s.api.core.v1.Service"
+POD = "io.k8s.api.core.v1.Pod"
 T0, T1, T2, T3 = (f"2025-06-01T12:00:0{i}Z" for i in range(4))
 
 
@@ -505,3 +509,68 @@ def test_a_main_resource_update_leaves_the_status_managers_fields() -> None:
         ".status.readyReplicas",
     }
     assert owned(relabelled, "labeller", "Update") == {".metadata.labels", ".metadata.labels.team"}
+
+
+def fields_from_paths(obj: dict[str, Any], definition: str, *, ignore_status: bool) -> Any:
+    """The general route: every owned path of a flattened object, rendered."""
+    flat = apply_module._flatten(obj, root_node(definition), ignore_status=ignore_status)
+    return paths_to_fields({p for p, e in flat.items() if e.kind != apply_module._STRUCT})
+
+
+RICH_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {
+        "name": "p",
+        "namespace": "default",
+        "uid": "u",
+        "labels": {"app": "web"},
+        "annotations": {},
+        "finalizers": ["a/b", "c/d"],
+        "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "1"}],
+    },
+    "spec": {
+        "containers": [
+            {
+                "name": "web",
+                "image": "nginx",
+                "command": ["sh", "-c"],
+                "ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}],
+                "env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}],
+                "resources": {"limits": {"cpu": "1"}},
+            }
+        ],
+        "nodeSelector": {"disk": "ssd"},
+        "tolerations": [{"key": "k", "operator": "Exists"}],
+        "volumes": [{"name": "v", "emptyDir": {}}],
+    },
+    "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]},
+}
+
+
+@pytest.mark.parametrize("ignore_status", [True, False])
+def test_created_fields_match_the_paths_of_the_flattened_object(ignore_status: bool) -> None:
+    expected = fields_from_paths(RICH_POD, POD, ignore_status=ignore_status)
+    assert created_fields(RICH_POD, root_node(POD), ignore_status=ignore_status) == expected
+    assert ("f:status" in expected) is not ignore_status
+
+
+def test_created_fields_own_nothing_of_an_object_with_only_server_fields() -> None:
+    bare = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    assert created_fields(bare, root_node(CONFIGMAP), ignore_status=True) == {}
+
+
+@given(deployment_configs)
+def test_created_fields_match_the_flattened_paths_of_any_deployment(
+    config: dict[str, Any],
+) -> None:
+    expected = fields_from_paths(config, DEPLOYMENT, ignore_status=True)
+    assert created_fields(config, root_node(DEPLOYMENT), ignore_status=True) == expected
+
+
+def test_a_create_records_the_created_fields_in_one_update_entry() -> None:
+    created = record_update(None, deployment(2), "kubectl-create", api_version="apps/v1", now=T0)
+    (entry,) = created["metadata"]["managedFields"]
+    assert entry["manager"] == "kubectl-create" and entry["operation"] == "Update"
+    assert entry["time"] == T0
+    assert entry["fieldsV1"] == fields_from_paths(deployment(2), DEPLOYMENT, ignore_status=True)
