@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -224,4 +225,62 @@ def test_a_writer_sees_when_another_thread_or_process_waits_for_its_turn(databas
     other.join(10)
     assert other.exitcode == 0 and turns.value == 1
     assert not holder.others_waiting()
+    holder.close()
+
+
+def write_rows(db: base.DatabaseWrapper, count: int) -> None:
+    for _ in range(count):
+        db._start_transaction_under_autocommit()
+        with db.cursor() as cursor:
+            cursor.execute("INSERT INTO t VALUES (?)", (1,))
+        db.commit()
+
+
+def test_commits_leave_checkpoints_to_the_checkpointer(database: Path) -> None:
+    db = wrapper(database, "db")
+    with db.cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        assert cursor.fetchone()[0] == base.WAL_AUTOCHECKPOINT_PAGES
+    db.close()
+
+
+def test_the_checkpointer_starts_a_long_wal_over_while_writers_go_on(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "WAL_AUTOCHECKPOINT_PAGES", 4_000)
+    monkeypatch.setattr(base, "WAL_RESTART_PAGES", 40)
+    monkeypatch.setattr(base, "CHECKPOINT_INTERVAL_SECONDS", 0.02)
+    db = wrapper(database, "db")
+    # Steady writes: the WAL starts over only when a transaction begins with every frame
+    # copied, which a checkpoint beside them never brings about by itself; the commits
+    # would then checkpoint it themselves at WAL_AUTOCHECKPOINT_PAGES. The file keeps the
+    # length of the longest WAL it held.
+    write_rows(db, 6_000)
+    db.close()
+    page_size = 4096
+    longest = Path(f"{database}-wal").stat().st_size // page_size
+    assert longest < 2_000
+
+
+def test_the_checkpointer_copies_the_last_frames_only_in_a_write_turn(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "WAL_RESTART_PAGES", 1)
+    holder = wrapper(database, "holder")
+    write_rows(holder, 5)
+    holder._start_transaction_under_autocommit()  # holds the turn
+    connection = sqlite3.connect(database, timeout=0, isolation_level=None, check_same_thread=False)
+    done = threading.Event()
+
+    def checkpoint() -> None:
+        base.Checkpointer._checkpoint(connection, base.process_queue(str(database)))
+        done.set()
+
+    thread = threading.Thread(target=checkpoint)
+    thread.start()
+    assert not done.wait(0.1)  # waits for the writer's turn
+    holder.commit()
+    assert done.wait(5)
+    thread.join(5)
+    connection.close()
     holder.close()
