@@ -153,7 +153,9 @@ def record(
 def _insert(rows: list[list[Any]]) -> None:
     # On SQLite an autocommit INSERT would meet the API's writers in SQLite's sleeping busy
     # handler; in a transaction it queues on the process's writer lock (clusterapi.store.sqlite).
-    queued = transaction.atomic() if connection.vendor == "sqlite" else contextlib.nullcontext()
+    # A batch is one transaction on any database: one commit for all its rows.
+    single = connection.vendor != "sqlite" and len(rows) == 1
+    queued = contextlib.nullcontext() if single else transaction.atomic()
     with queued, connection.cursor() as cursor:
         cursor.executemany(_insert_statement(_FIELDS), rows)
 
