@@ -8,7 +8,8 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
@@ -175,25 +176,27 @@ class Checkpointer:
             end_turn(queue)
 
 
+# One of each per database file in a process (a forked child reopens what it needs itself).
 _QUEUES: dict[str, ProcessQueue] = {}
 _CHECKPOINTERS: dict[str, Checkpointer] = {}
-_QUEUES_GUARD = threading.Lock()
+_REGISTRY_GUARD = threading.Lock()
+_T = TypeVar("_T")
+
+
+def _one_per_database(registry: dict[str, _T], database: str, make: Callable[[str], _T]) -> _T:
+    with _REGISTRY_GUARD:
+        found = registry.get(database)
+        if found is None:
+            found = registry[database] = make(database)
+        return found
 
 
 def process_queue(database: str) -> ProcessQueue:
-    with _QUEUES_GUARD:
-        queue = _QUEUES.get(database)
-        if queue is None:
-            queue = _QUEUES[database] = ProcessQueue(database)
-        return queue
+    return _one_per_database(_QUEUES, database, ProcessQueue)
 
 
 def checkpointer(database: str) -> Checkpointer:
-    with _QUEUES_GUARD:
-        found = _CHECKPOINTERS.get(database)
-        if found is None:
-            found = _CHECKPOINTERS[database] = Checkpointer(database)
-        return found
+    return _one_per_database(_CHECKPOINTERS, database, Checkpointer)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
