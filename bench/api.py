@@ -9,7 +9,9 @@ this order, all on that server:
 
 1. the empty view: the maximum request rate (closed loop, ``--clients`` keep-alive HTTPS
    connections, one thread each);
-2. pod creates per second (closed loop, same clients), for ``--duration`` seconds;
+2. pod creates per second (closed loop, same clients); 1 and 2 alternate in ``--rounds``
+   slices of ``--duration / --rounds`` seconds each (the created pods deleted after each
+   slice), so that the machine's drifting speed weighs on both alike;
 3. the creation of ``--pods`` pods in one namespace through the API in parallel (timed);
 4. single-pod GETs: the maximum rate (closed loop), then p50/p99 of GETs and of the empty
    view at ``--rate`` requests per second (open loop; lowered to half the slower maximum,
@@ -185,6 +187,48 @@ class LoadResult:
     late: int = 0
     cpu: CpuUse = field(default_factory=CpuUse)
     first_error: str = ""
+    # Kept to merge slices (``merge_results``); left out of the report.
+    latencies: list[float] = field(default_factory=list, repr=False)
+
+
+def merge_results(parts: list[LoadResult]) -> LoadResult:
+    """One result for a phase measured in slices: counts, time and CPU add up, percentiles
+    come from the pooled latencies."""
+    latencies = [x for part in parts for x in part.latencies]
+    seconds = sum(part.seconds for part in parts)
+    requests = sum(part.requests for part in parts)
+    errors = sum(part.errors for part in parts)
+
+    def cores(attribute: str) -> float:
+        # Each slice's figure is a share of its own wall time: weight by it.
+        return sum(getattr(p.cpu, attribute) * p.seconds for p in parts) / max(seconds, 1e-9)
+
+    cpu = CpuUse(
+        **{name: cores(name) for name in ("client", "server", "helpers", "database", "other")},
+        server_seconds=sum(p.cpu.server_seconds for p in parts),
+        helpers_seconds=sum(p.cpu.helpers_seconds for p in parts),
+    )
+    return LoadResult(
+        requests=requests,
+        errors=errors,
+        seconds=seconds,
+        rate=(requests - errors) / seconds if seconds else 0.0,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        max_ms=max(latencies, default=0.0) * 1000,
+        late=sum(p.late for p in parts),
+        cpu=cpu,
+        first_error=next((p.first_error for p in parts if p.first_error), ""),
+        latencies=latencies,
+    )
+
+
+@dataclass
+class Rounds:
+    """The per-slice rates of the phases run in alternating rounds."""
+
+    empty: list[float]
+    creates: list[float]
 
 
 class Bench:
@@ -233,12 +277,13 @@ class Bench:
     def profiled(self, phase: str, *, worker: bool = False) -> Iterator[None]:
         """Sample the server with py-spy during the block, when --profile is on; with
         ``worker``, the Celery worker too (into ``PHASE.worker``), for phases where the control
-        loops compete with the API."""
+        loops compete with the API. ``PHASE@N`` is part N of a phase run in slices."""
         with contextlib.ExitStack() as stack:
             stack.enter_context(self.profiler.sample(self.pid, phase))
             if worker and self.profiler.directory is not None:
                 worker_pid = celery_worker_pid(self.server)
-                stack.enter_context(self.profiler.sample(worker_pid, f"{phase}.worker"))
+                base, at, part = phase.partition("@")
+                stack.enter_context(self.profiler.sample(worker_pid, f"{base}.worker{at}{part}"))
             yield
 
     # --- load loops ---------------------------------------------------------------------------
@@ -294,6 +339,7 @@ class Bench:
         result.p99_ms = percentile(latencies, 99) * 1000
         result.max_ms = max(latencies, default=0.0) * 1000
         result.cpu = cpu
+        result.latencies = latencies
         return result
 
     def open_loop(self, request: Request, *, rate: float, seconds: float) -> LoadResult:
@@ -349,6 +395,7 @@ class Bench:
         result.max_ms = max(latencies, default=0.0) * 1000
         result.late = late[0]
         result.cpu = cpu
+        result.latencies = latencies
         return result
 
 
@@ -403,6 +450,18 @@ def get_pod(namespace: str, prefix: str, pods: int) -> Request:
 
 def get_empty(client: Client, i: int) -> tuple[int, bytes]:
     return client.request("GET", "/_bench/empty")
+
+
+def delete_pods(bench: Bench, namespace: str) -> None:
+    client = bench.client()
+    try:
+        status, body = client.request(
+            "DELETE", f"/api/v1/namespaces/{namespace}/pods?gracePeriodSeconds=0"
+        )
+    finally:
+        client.close()
+    if status != 200:
+        raise RuntimeError(f"cannot delete the pods of {namespace}: {status} {body[:200]!r}")
 
 
 def create_namespace(client: Client, name: str) -> None:
@@ -628,6 +687,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "clients": args.clients,
             "rate": args.rate,
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "pods": args.pods,
             "watch_rate": args.watch_rate,
             "profiled": profile_dir is not None,
@@ -696,24 +756,32 @@ def _phases(args: argparse.Namespace, bench: Bench, server: LiveServer) -> dict[
     pod_bytes = len(body)
     setup.close()
 
-    bench.settle("empty_max")
-    _log(f"empty view: closed loop {args.duration}s")
-    with bench.profiled("empty"):
-        out["empty_max"] = bench.closed_loop(get_empty, seconds=args.duration)
-
-    bench.settle("creates")
-    _log(f"creates: closed loop {args.duration}s")
-    with bench.profiled("creates", worker=True):
-        out["creates"] = bench.closed_loop(create_pod("bench-create", "c-"), seconds=args.duration)
-    # The created pods wait for a node that never comes (there are none): the scheduler
-    # would keep retrying them through every later phase. They are not needed any more.
-    cleanup = bench.client()
-    status, body = cleanup.request(
-        "DELETE", "/api/v1/namespaces/bench-create/pods?gracePeriodSeconds=0"
+    # The empty view and the creates alternate in rounds of equal slices: the machine's speed
+    # drifts (other programs, the host), and a ratio of two rates measured minutes apart
+    # carries that drift; slices side by side share it. Each slice starts with the control
+    # loops idle, so neither inherits the other's backlog.
+    slice_seconds = args.duration / args.rounds
+    empties: list[LoadResult] = []
+    creates: list[LoadResult] = []
+    for round_ in range(args.rounds):
+        bench.settle("empty_max")
+        _log(f"round {round_ + 1}/{args.rounds}: empty view, closed loop {slice_seconds:g}s")
+        with bench.profiled(f"empty@{round_}"):
+            empties.append(bench.closed_loop(get_empty, seconds=slice_seconds))
+        bench.settle("creates")
+        _log(f"round {round_ + 1}/{args.rounds}: creates, closed loop {slice_seconds:g}s")
+        with bench.profiled(f"creates@{round_}", worker=True):
+            creates.append(
+                bench.closed_loop(create_pod("bench-create", f"c{round_}-"), seconds=slice_seconds)
+            )
+        # The created pods wait for a node that never comes (there are none): the scheduler
+        # would keep retrying them through every later slice and phase.
+        delete_pods(bench, "bench-create")
+    out["empty_max"] = merge_results(empties)
+    out["creates"] = merge_results(creates)
+    out["rounds"] = Rounds(
+        empty=[round(r.rate, 1) for r in empties], creates=[round(r.rate, 1) for r in creates]
     )
-    cleanup.close()
-    if status != 200:
-        raise RuntimeError(f"cannot delete the created pods: {status} {body[:200]!r}")
     bench.settle("fill")
 
     _log(f"filling {args.pods} pods")
@@ -760,6 +828,8 @@ def _phases(args: argparse.Namespace, bench: Bench, server: LiveServer) -> dict[
     _log("raw database commits")
     out["db_commits"] = raw_commits(server, min(args.duration, 5.0), pod_bytes)
     result: dict[str, Any] = {k: asdict(v) for k, v in out.items()}
+    for figures in result.values():
+        figures.pop("latencies", None)
     result["fixed_rate"] = rate
     result["settled_s"] = bench.settled
     result["fixed_rate_note"] = fixed_note
@@ -938,6 +1008,15 @@ def render_text(report: dict[str, Any]) -> str:
         f"{empty:.0f}",
         f"{_ratio(cr['rate'], empty):.2f}",
     )
+    rounds = report.get("rounds")
+    if rounds and len(rounds["empty"]) > 1:
+        ratios = ", ".join(
+            f"{_ratio(c, e):.2f}" for e, c in zip(rounds["empty"], rounds["creates"], strict=True)
+        )
+        out.append(
+            f"  (empty view and creates alternated in {len(rounds['empty'])} rounds of "
+            f"{s['duration_s'] / len(rounds['empty']):g} s; ratio per round: {ratios})"
+        )
     row(
         "pod creates/s",
         f"{cr['rate']:.0f}",
@@ -1073,6 +1152,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rate", type=float, default=200.0, help="fixed GET rate (req/s)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per timed phase")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="slices the empty view and the creates alternate in (--duration split evenly)",
+    )
     parser.add_argument("--pods", type=int, default=10000, help="pods to create and LIST")
     parser.add_argument("--list-repeats", type=int, default=3)
     parser.add_argument("--watch-rate", type=float, default=20.0, help="writes/s during watch")

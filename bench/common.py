@@ -444,28 +444,36 @@ def tally_profiles(
     directory: Path, bucket: Callable[[list[str]], str] | None = None
 ) -> Iterator[tuple[str, StackTally]]:
     """Per profile in ``directory`` (``*.txt``, py-spy's raw collapsed stacks; not
-    ``summary.txt``), in name order: its name and its tally. Profiles without samples are
-    left out."""
+    ``summary.txt``), in name order: its name and its tally. ``NAME@PART.txt`` files are the
+    parts of one profile NAME (a phase measured in slices) and are tallied together.
+    Profiles without samples are left out."""
+    parts: dict[str, list[Path]] = collections.defaultdict(list)
     for path in sorted(directory.glob("*.txt")):
-        if path.name == "summary.txt":
-            continue
+        if path.name != "summary.txt":
+            parts[path.stem.partition("@")[0]].append(path)
+    for name, paths in sorted(parts.items()):
         tally = StackTally()
-        for line in path.read_text().splitlines():
-            stack, _, count_text = line.rpartition(" ")
-            if not stack or not count_text.isdigit():
-                continue
-            count = int(count_text)
-            frames = [name for name in map(frame_name, stack.split(";")) if name]
-            if not frames:
-                continue
-            tally.samples += count
-            for frame in set(frames):
-                tally.inclusive[frame] += count
-            tally.own[frames[-1]] += count
-            if bucket is not None:
-                tally.buckets[bucket(frames)] += count
+        for path in paths:
+            _tally_file(path, tally, bucket)
         if tally.samples:
-            yield path.stem, tally
+            yield name, tally
+
+
+def _tally_file(path: Path, tally: StackTally, bucket: Callable[[list[str]], str] | None) -> None:
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [name for name in map(frame_name, stack.split(";")) if name]
+        if not frames:
+            continue
+        tally.samples += count
+        for frame in set(frames):
+            tally.inclusive[frame] += count
+        tally.own[frames[-1]] += count
+        if bucket is not None:
+            tally.buckets[bucket(frames)] += count
 
 
 def frame_name(frame: str) -> str:
