@@ -11,7 +11,7 @@ through the admin site, and through the API at the non-resource path ``/audit/v1
 
 ``BERTH_AUDIT_MODE`` chooses how events reach the database, as kube-apiserver's
 ``--audit-log-mode`` does: ``batch`` (the default) queues each to a writer thread
-(``log.BatchWriter``) that commits everything queued in one transaction, so the request is
+(``core.behind.WriteBehind``) that commits everything queued in one transaction, so the request is
 answered without a second turn at the store's write lock; ``blocking`` inserts it in the
 request's thread. Readers in the process (the API view, the admin site) ``flush`` first.
 """

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import logging
 import os
-import queue
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +16,7 @@ from django.db.models import Field
 from django.utils import timezone
 
 from clusterapi.audit.models import AuditEvent
+from clusterapi.core.behind import WriteBehind
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +129,7 @@ def record(
     # server time of an API create (every create is audited).
     params = [_field(name).get_db_prep_save(values[name], connection) for name in _FIELDS]
     if settings.BERTH_AUDIT_MODE == "batch":
-        _batch_writer().put(params)
+        _writer.put(params)
     else:
         _insert([params])
 
@@ -146,82 +144,26 @@ def _insert(rows: list[list[Any]]) -> None:
         cursor.executemany(_insert_statement(_FIELDS), rows)
 
 
-class BatchWriter:
-    """Writes the events of many requests in one transaction, from a thread of its own.
-
-    Upstream's ``--audit-log-mode=batch``: a request hands its event over and is answered at
-    once. The thread takes everything queued (up to ``max_batch`` events) and writes it in
-    one transaction, so under load events go in batches and one turn at the store's write
-    lock serves many requests; when idle, an event is written as soon as it comes. A full
-    buffer makes requests wait for room rather than lose events. Events still queued when
-    the process is killed outright are lost (a normal exit writes them: ``atexit``).
-    ``flush`` waits until everything handed over before it is written: the readers of the
-    log in this process (the API's ``/audit/v1/events``, the admin site) call it first.
-    """
-
-    def __init__(self, buffer: int = 10_000, max_batch: int = 500) -> None:
-        self.queue: queue.Queue[list[Any] | threading.Event] = queue.Queue(maxsize=buffer)
-        self.max_batch = max_batch
-        self.thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
-        self.thread.start()
-
-    def put(self, params: list[Any]) -> None:
-        self.queue.put(params)
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every event handed over so far is committed; False on timeout."""
-        written = threading.Event()
-        self.queue.put(written)
-        return written.wait(timeout)
-
-    def _run(self) -> None:
-        while True:
-            batch = [self.queue.get()]
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < self.max_batch:
-                    batch.append(self.queue.get_nowait())
-            rows = [item for item in batch if isinstance(item, list)]
-            if rows:
-                self._write(rows)
-            for item in batch:
-                if isinstance(item, threading.Event):
-                    item.set()
-
-    def _write(self, rows: list[list[Any]]) -> None:
-        close_old_connections()
-        try:
-            _insert(rows)
-        except Exception:
-            # As in blocking mode a failed write never fails the request; the log says so.
-            logger.exception("could not write %d audit events", len(rows))
-            connection.close()
+def _write_batch(rows: list[list[Any]]) -> None:
+    close_old_connections()
+    try:
+        _insert(rows)
+    except Exception:
+        # As in blocking mode a failed write never fails the request; the log says so.
+        connection.close()
+        raise
 
 
-_writer: BatchWriter | None = None
-_writer_pid = 0
-_writer_guard = threading.Lock()
-
-
-def _batch_writer() -> BatchWriter:
-    global _writer, _writer_pid
-    # A forked child has its parent's writer object but not its thread: it starts its own.
-    if _writer is None or _writer_pid != os.getpid():
-        with _writer_guard:
-            if _writer is None or _writer_pid != os.getpid():
-                _writer = BatchWriter()
-                _writer_pid = os.getpid()
-    return _writer
+# Upstream's ``--audit-log-mode=batch``: a request hands its event over and is answered at
+# once; the events of many requests are written in one transaction (``core.behind``).
+_writer: WriteBehind[list[Any]] = WriteBehind("audit-writer", _write_batch, what="audit events")
 
 
 def flush(timeout: float = 10.0) -> bool:
-    """Write out the events this process has queued (batch mode); True once all are in."""
-    writer = _writer
-    if writer is None or _writer_pid != os.getpid():
-        return True
-    return writer.flush(timeout)
-
-
-atexit.register(flush)
+    """Write out the events this process has queued (batch mode); True once all are in.
+    The readers of the log in this process (the API's ``/audit/v1/events``, the admin site)
+    call it first."""
+    return _writer.flush(timeout)
 
 
 def _field(name: str) -> Field[Any, Any]:

@@ -19,9 +19,11 @@ and after commit wakes the watch feed (and, later, the controllers). Conflicting
 from clusterapi.store.errors import ApiError
 from clusterapi.store.objects import (
     ListResult,
+    PreparedCreate,
     WriteResult,
     compact,
     create,
+    create_many,
     current_revision,
     delete,
     delete_collection,
@@ -29,6 +31,7 @@ from clusterapi.store.objects import (
     guaranteed_update,
     list_objects,
     now,
+    prepare_create,
     shared_lists,
     update,
 )
@@ -37,9 +40,11 @@ from clusterapi.store.shared import list_shared
 __all__ = [
     "ApiError",
     "ListResult",
+    "PreparedCreate",
     "WriteResult",
     "compact",
     "create",
+    "create_many",
     "current_revision",
     "delete",
     "delete_collection",
@@ -48,6 +53,7 @@ __all__ = [
     "list_objects",
     "list_shared",
     "now",
+    "prepare_create",
     "shared_lists",
     "update",
 ]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from clusterapi.admission import admit, admit_delete
 from clusterapi.core.models import Change, Compaction
@@ -419,23 +419,29 @@ def _fix_namespace(kind: Kind, meta: Obj, namespace: str) -> None:
 # --- writes -----------------------------------------------------------------------------------
 
 
-def create(
+@dataclass
+class PreparedCreate:
+    """A create checked and built but not yet written (``prepare_create``)."""
+
+    kind: Kind
+    obj: Obj
+    namespace: str
+    name: str
+    warnings: list[str]
+
+
+def prepare_create(
     kind: Kind,
     obj: Obj,
     *,
     namespace: str = "",
-    dry_run: bool = False,
     field_validation: str = "Strict",
     field_manager: str = "",
     manage_fields: bool = True,
     user: Any = None,
-) -> WriteResult:
-    """Create an object. AlreadyExists on a taken name, NotFound for a missing namespace.
-
-    ``manage_fields=False`` leaves metadata.managedFields as given (server-side apply has
-    already recorded the applier's ownership). ``user`` is the requester for admission's
-    user checks (RBAC escalation, node restriction); the control plane's loops pass none.
-    """
+) -> PreparedCreate:
+    """Everything a create does before it writes: identity, defaulting, admission, field
+    ownership, the namespace check. Raises what ``create`` would raise for the object."""
     _identify(kind, obj)
     meta = _metadata(obj)
     _fix_namespace(kind, meta, namespace)
@@ -458,30 +464,86 @@ def create(
         _manage_fields(kind, None, obj, field_manager)
     if kind.namespaced:
         _check_namespace(kind, namespace, str(meta["name"]))
-    name = str(meta["name"])
+    return PreparedCreate(kind, obj, namespace, str(meta["name"]), warnings)
+
+
+def create(
+    kind: Kind,
+    obj: Obj,
+    *,
+    namespace: str = "",
+    dry_run: bool = False,
+    field_validation: str = "Strict",
+    field_manager: str = "",
+    manage_fields: bool = True,
+    user: Any = None,
+) -> WriteResult:
+    """Create an object. AlreadyExists on a taken name, NotFound for a missing namespace.
+
+    ``manage_fields=False`` leaves metadata.managedFields as given (server-side apply has
+    already recorded the applier's ownership). ``user`` is the requester for admission's
+    user checks (RBAC escalation, node restriction); the control plane's loops pass none.
+    """
+    prepared = prepare_create(
+        kind,
+        obj,
+        namespace=namespace,
+        field_validation=field_validation,
+        field_manager=field_manager,
+        manage_fields=manage_fields,
+        user=user,
+    )
     if dry_run:
-        if _row(kind, namespace, name) is not None:
-            raise errors.already_exists(kind, name)
-        return WriteResult(obj, created=True, warnings=warnings)
-    try:
-        with transaction.atomic():
-            revision = _next_revision()
-            meta["resourceVersion"] = str(revision)
-            data = encode(obj)
-            sql.insert_resource(
-                kind.group,
-                kind.plural,
-                namespace,
-                name,
-                meta["uid"],
-                revision,
-                data,
-                stored_rows.for_storage(kind.kind, obj),
-            )
-            _record(kind, obj, Change.ADDED, revision, data=data)
-    except IntegrityError as exc:
-        raise errors.already_exists(kind, name) from exc
-    return WriteResult(obj, created=True, warnings=warnings)
+        if _row(kind, prepared.namespace, prepared.name) is not None:
+            raise errors.already_exists(kind, prepared.name)
+    else:
+        # No savepoint: nothing raises inside but a database error, which fails the
+        # caller's transaction anyway.
+        with transaction.atomic(savepoint=False):
+            inserted = _insert(prepared)
+        if not inserted:
+            raise errors.already_exists(kind, prepared.name)
+    return WriteResult(prepared.obj, created=True, warnings=prepared.warnings)
+
+
+def create_many(prepared: list[PreparedCreate]) -> list[WriteResult | ApiError]:
+    """Write prepared creates in one transaction: one turn at the write lock and one commit
+    for all (a control loop's batch of Events). Each gets its own answer, in order: the
+    result, or AlreadyExists for a taken name, which leaves the others written."""
+    with transaction.atomic(savepoint=False):
+        inserted = [_insert(one) for one in prepared]
+    return [
+        WriteResult(one.obj, created=True, warnings=one.warnings)
+        if ok
+        else errors.already_exists(one.kind, one.name)
+        for one, ok in zip(prepared, inserted, strict=True)
+    ]
+
+
+def _insert(prepared: PreparedCreate) -> bool:
+    """Inside the caller's transaction: the row and its change; False (nothing written,
+    the revision given back) when the name is taken."""
+    kind, obj = prepared.kind, prepared.obj
+    meta = obj["metadata"]
+    revision = _next_revision()
+    meta["resourceVersion"] = str(revision)
+    data = encode(obj)
+    inserted = sql.insert_resource(
+        kind.group,
+        kind.plural,
+        prepared.namespace,
+        prepared.name,
+        meta["uid"],
+        revision,
+        data,
+        stored_rows.for_storage(kind.kind, obj),
+    )
+    if not inserted:
+        _return_revision()
+        del meta["resourceVersion"]
+        return False
+    _record(kind, obj, Change.ADDED, revision, data=data)
+    return True
 
 
 def _prepare_update(kind: Kind, old: Obj, new: Obj, subresource: str) -> Obj:

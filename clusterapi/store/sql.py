@@ -5,7 +5,7 @@ each time (a QuerySet, its lookups, the compiler) cost more than executing it: a
 GET's server time and a quarter of a create's were spent in the ORM's SQL compiler. The
 statements are fixed, so they are written here once, with ``%s`` parameters that Django's
 cursor adapts for SQLite and PostgreSQL alike, and the callers in ``objects`` stay free of SQL.
-Database errors still arrive as Django's (``IntegrityError`` on a taken key).
+Database errors still arrive as Django's; a taken key is an answer, not an error.
 
 The tables and columns are the models' (``clusterapi.core.models``); the ORM remains the way
 to reach them anywhere off the hot path.
@@ -38,9 +38,11 @@ _KEY = '"group" = %s AND resource = %s AND namespace = %s AND name = %s'
 
 _SELECT_DATA = f"SELECT data FROM {_RESOURCE} WHERE {_KEY}"
 _SELECT_ROW = f"SELECT id, revision, data FROM {_RESOURCE} WHERE {_KEY}"
+# A taken key inserts nothing (and says so) instead of raising: on PostgreSQL an error
+# would abort the whole transaction, and a batch of creates must outlive one taken name.
 _INSERT_RESOURCE = (
     f'INSERT INTO {_RESOURCE} ("group", resource, namespace, name, uid, revision, data, '
-    "table_row) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    "table_row) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
 )
 _UPDATE_RESOURCE = (
     f"UPDATE {_RESOURCE} SET revision = %s, data = %s, table_row = %s "
@@ -173,12 +175,12 @@ def insert_resource(
     revision: int,
     data: str,
     table_row: str,
-) -> None:
-    """Add a row; ``IntegrityError`` when the key is taken."""
+) -> bool:
+    """Add a row; False (nothing written) when the key is taken."""
     with _statement(
         _INSERT_RESOURCE, (group, resource, namespace, name, uid, revision, data, table_row)
-    ):
-        pass
+    ) as cursor:
+        return bool(cursor.rowcount)
 
 
 def update_resource(row: Row, revision: int, data: str, table_row: str) -> bool:
