@@ -11,6 +11,8 @@ fresh machine with SQLite and no broker server:
 - ``BERTH_COMPACTION_INTERVAL``: seconds between change-log compactions (0: only on demand).
 - ``BERTH_AUDIT_MODE``: ``batch`` (default) or ``blocking``, as kube-apiserver's
   ``--audit-log-mode`` (``clusterapi/audit/log.py``).
+- ``BERTH_EVENTS_MODE``: ``batch`` (default) or ``blocking``: how the control loops write
+  their Events (``clusterapi/controllers/events.py``).
 """
 
 from __future__ import annotations
@@ -155,10 +157,16 @@ BERTH_COMPACTION_INTERVAL = float(os.environ.get("BERTH_COMPACTION_INTERVAL", "6
 # to a writer thread that commits many in one transaction; ``blocking`` writes it in the
 # request's own thread before the answer goes out (never an event lost to a kill -9).
 BERTH_AUDIT_MODE = os.environ.get("BERTH_AUDIT_MODE", "batch")
-if BERTH_AUDIT_MODE not in ("batch", "blocking"):
-    raise ImproperlyConfigured(
-        f"BERTH_AUDIT_MODE={BERTH_AUDIT_MODE!r}: must be 'batch' or 'blocking'"
-    )
+# How the control loops write Events: ``batch`` hands them to a writer thread, as client-go's
+# recorder does, and a loop's events share one transaction; ``blocking`` writes each in the
+# loop's own thread before it goes on.
+BERTH_EVENTS_MODE = os.environ.get("BERTH_EVENTS_MODE", "batch")
+for _name, _mode in (
+    ("BERTH_AUDIT_MODE", BERTH_AUDIT_MODE),
+    ("BERTH_EVENTS_MODE", BERTH_EVENTS_MODE),
+):
+    if _mode not in ("batch", "blocking"):
+        raise ImproperlyConfigured(f"{_name}={_mode!r}: must be 'batch' or 'blocking'")
 # The Kubernetes version Berth reports and whose schemas it serves.
 BERTH_KUBERNETES_VERSION = "1.37.0"
 

@@ -16,10 +16,12 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 # Unit tests call reconcile functions directly; committed writes enqueue nothing.
 os.environ.setdefault("BERTH_CONTROLLERS", "0")
-# Unit tests' transactions never commit and their database is in memory: the audit log's
-# writer thread, with a connection of its own, would see neither. They write it in blocking
-# mode; live servers use the default (batch), and test_batch_writer.py covers batch mode.
+# Unit tests' transactions never commit and their database is in memory: the writer threads
+# of the audit log and of Events, with connections of their own, would see neither. They write
+# both in blocking mode; live servers use the default (batch), which
+# audit/test_batch_writer.py and controllers/test_events.py cover.
 settings.BERTH_AUDIT_MODE = "blocking"
+settings.BERTH_EVENTS_MODE = "blocking"
 
 
 LOG_TAIL_LINES = 150

@@ -81,9 +81,10 @@ class LiveServer:
         env["BERTH_CONTROLLERS"] = "1"
         # Tests bring the nodes they need; a test of up's own local agent turns it back on.
         env["BERTH_LOCAL_AGENT"] = "off"
-        # A live server writes its audit log in the default mode (batch), as a user's does,
-        # unless the test says otherwise.
+        # A live server writes its audit log and Events in the default mode (batch), as a
+        # user's does, unless the test says otherwise.
         env.pop("BERTH_AUDIT_MODE", None)
+        env.pop("BERTH_EVENTS_MODE", None)
         base = os.environ.get("DATABASE_URL", "")
         if base.startswith("postgres"):
             env["DATABASE_URL"], self._pg_database = _postgres_database(base)

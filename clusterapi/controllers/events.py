@@ -10,18 +10,36 @@ other is created at once. Most events are new (a pod's ``Scheduled``, a ReplicaS
 ``SuccessfulCreate``), so asking the store first would cost each one a failed read. The
 store stays the judge: a create that finds the event exists (recorded by another worker or
 before a restart) counts it up instead, and a count-up that finds it gone creates it.
+
+As client-go's recorder, ``record`` never fails or holds up its caller: with
+``BERTH_EVENTS_MODE=batch`` (the default) it hands the event to a writer thread
+(``core.behind``) and returns, and the new events queued meanwhile, by all the loops of the
+worker, are created in one transaction (``store.create_many``): under load a loop's events
+then cost it no turn at the store's write lock of their own. ``blocking`` writes each in the
+caller's thread (the unit tests', whose transactions never commit). An event that cannot be
+written is logged and dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.db import close_old_connections, connection
+
 from clusterapi import store
+from clusterapi.core.behind import WriteBehind
 from clusterapi.core.errors import ApiError
 from clusterapi.resources import by_kind
+from clusterapi.resources.registry import Kind
+from clusterapi.store.patch import clone
+
+logger = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 NORMAL = "Normal"
@@ -55,12 +73,24 @@ def _event_name(involved: Obj, digest: str) -> str:
     return f"{name}.{digest[:16]}"
 
 
+@dataclass
+class _Report:
+    """One ``record`` call, as handed to the writer."""
+
+    namespace: str
+    name: str
+    event: Obj  # the Event to create when it is new
+    component: str
+
+
 def record(
     involved: Obj, type_: str, reason: str, message: str, *, component: str, host: str = ""
 ) -> None:
-    """Record (or count again) an event about ``involved`` (an object as stored)."""
-    kind = by_kind("v1", "Event")
-    assert kind is not None
+    """Record (or count again) an event about ``involved`` (an object as stored).
+
+    Never fails the caller: an event that cannot be written is logged and dropped, as
+    upstream's recorder does. Batch mode hands it to the writer thread and returns at once.
+    """
     meta = involved.get("metadata") or {}
     namespace = str(meta.get("namespace") or "default")
     key = "\x00".join(
@@ -78,20 +108,6 @@ def record(
     )
     name = _event_name(involved, hashlib.sha256(key.encode()).hexdigest())
     now = store.now()
-
-    def bump(event: Obj) -> Obj:
-        event["count"] = int(event.get("count") or 1) + 1
-        event["lastTimestamp"] = now
-        return event
-
-    if _remember(namespace, name):
-        try:
-            store.guaranteed_update(kind, namespace, name, bump, field_manager=component)
-            return
-        except ApiError as exc:
-            if exc.reason != "NotFound":
-                _forget(namespace, name)
-                raise
     source: Obj = {"component": component}
     if host:
         source["host"] = host
@@ -115,13 +131,96 @@ def record(
         "reportingComponent": component,
         "reportingInstance": host,
     }
+    report = _Report(namespace, name, event, component)
+    if settings.BERTH_EVENTS_MODE == "batch":
+        _writer.put(report)
+    else:
+        _write([report])
+
+
+def _write(reports: list[_Report]) -> None:
+    """Create the new events of a batch in one transaction, then count up the known ones
+    (a report of an event created earlier in the same batch among them)."""
+    kind = _event_kind()
+    new: list[tuple[_Report, store.PreparedCreate]] = []
+    again: list[_Report] = []
+    for report in reports:
+        if _remember(report.namespace, report.name):
+            again.append(report)
+            continue
+        try:
+            prepared = store.prepare_create(
+                kind, report.event, namespace=report.namespace, field_manager=report.component
+            )
+        except ApiError as exc:
+            _not_recorded(report, exc)
+            continue
+        new.append((report, prepared))
+    if new:
+        results = store.create_many([prepared for _, prepared in new])
+        # A taken name: the event was recorded by another worker or before a restart.
+        again += [
+            report
+            for (report, _), result in zip(new, results, strict=True)
+            if isinstance(result, ApiError)
+        ]
+    for report in again:
+        try:
+            _count_up(kind, report)
+        except ApiError as exc:
+            _not_recorded(report, exc)
+
+
+def _count_up(kind: Kind, report: _Report) -> None:
+    now = report.event["lastTimestamp"]
+
+    def bump(event: Obj) -> Obj:
+        event["count"] = int(event.get("count") or 1) + 1
+        event["lastTimestamp"] = now
+        return event
+
     try:
-        store.create(kind, event, namespace=namespace, field_manager=component)
+        store.guaranteed_update(
+            kind, report.namespace, report.name, bump, field_manager=report.component
+        )
     except ApiError as exc:
-        if exc.reason == "AlreadyExists":
-            store.guaranteed_update(kind, namespace, name, bump, field_manager=component)
-            return
-        # Not recorded (the namespace is missing or going away): the next try creates again.
-        _forget(namespace, name)
-        if exc.reason not in ("NotFound", "Forbidden"):
+        if exc.reason != "NotFound":
             raise
+        # Deleted since (or never written): record it afresh.
+        store.create(
+            kind, clone(report.event), namespace=report.namespace, field_manager=report.component
+        )
+
+
+def _not_recorded(report: _Report, exc: ApiError) -> None:
+    # The next report of it tries the store again.
+    _forget(report.namespace, report.name)
+    # A missing or terminating namespace is an expected end for an event; anything else
+    # is worth a look.
+    level = logging.DEBUG if exc.reason in ("NotFound", "Forbidden") else logging.WARNING
+    logger.log(level, "event %s/%s not recorded: %s", report.namespace, report.name, exc.message)
+
+
+def _event_kind() -> Kind:
+    kind = by_kind("v1", "Event")
+    assert kind is not None
+    return kind
+
+
+def _write_batch(reports: list[_Report]) -> None:
+    close_old_connections()
+    try:
+        _write(reports)
+    except Exception:
+        connection.close()
+        raise
+
+
+# The control loops' events are written behind them (client-go's recorder writes from a
+# goroutine of its own): a loop's batch of events shares one transaction.
+_writer: WriteBehind[_Report] = WriteBehind("event-writer", _write_batch, what="events")
+
+
+def flush(timeout: float = 10.0) -> bool:
+    """Wait until the events this process has recorded are written (batch mode)."""
+    return _writer.flush(timeout)

@@ -519,6 +519,43 @@ def test_create_in_a_terminating_namespace_is_forbidden(ns: str) -> None:
 # --- rejected writes and side effects -----------------------------------------------------------
 
 
+def test_create_many_answers_each_create_and_a_taken_name_leaves_the_others_written(
+    ns: str,
+) -> None:
+    first = store.create(CONFIGMAP, configmap("taken", {"v": "1"}), namespace=ns).obj
+    before = store.current_revision()
+    prepared = [
+        store.prepare_create(CONFIGMAP, configmap(name, {"v": "2"}), namespace=ns)
+        for name in ("a", "taken", "b")
+    ]
+    a, taken, b = store.create_many(prepared)
+    assert isinstance(taken, ApiError)
+    assert (taken.code, taken.reason) == (409, "AlreadyExists")
+    assert taken.message == 'configmaps "taken" already exists'
+    assert isinstance(a, store.WriteResult) and isinstance(b, store.WriteResult)
+    # The taken name gave its revision back: the counter stays contiguous.
+    assert (rv(a.obj), rv(b.obj)) == (before + 1, before + 2)
+    assert store.current_revision() == before + 2
+    changes = Change.objects.filter(revision__gt=before).order_by("revision")
+    assert [(c.name, c.type) for c in changes] == [("a", "ADDED"), ("b", "ADDED")]
+    assert store.get(CONFIGMAP, ns, "taken") == first
+    assert store.get(CONFIGMAP, ns, "a") == a.obj
+
+
+def test_prepare_create_refuses_what_create_refuses_and_writes_nothing(ns: str) -> None:
+    before = footprint()
+    with pytest.raises(ApiError) as bad_name:
+        store.prepare_create(CONFIGMAP, configmap("Not_A_Name"), namespace=ns)
+    assert bad_name.value.code == 422
+    with pytest.raises(ApiError) as missing:
+        store.prepare_create(CONFIGMAP, configmap("x"), namespace="nowhere")
+    assert missing.value.code == 404
+    prepared = store.prepare_create(CONFIGMAP, configmap("x"), namespace=ns)
+    assert prepared.obj["metadata"]["uid"]
+    assert "resourceVersion" not in prepared.obj["metadata"]
+    assert footprint() == before
+
+
 def test_rejected_writes_change_nothing(ns: str) -> None:
     store.create(DEPLOYMENT, deployment("ok"), namespace=ns)
     before = footprint()
