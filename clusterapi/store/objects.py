@@ -23,6 +23,7 @@ from clusterapi.resources.registry import Kind
 from clusterapi.store import errors, sql
 from clusterapi.store.apply import managed_fields_after_update
 from clusterapi.store.errors import ApiError
+from clusterapi.store.group import GroupCommit
 from clusterapi.store.patch import clone
 
 Obj = dict[str, Any]
@@ -497,10 +498,11 @@ def create(
         if _row(kind, prepared.namespace, prepared.name) is not None:
             raise errors.already_exists(kind, prepared.name)
     else:
-        # No savepoint: nothing raises inside but a database error, which fails the
-        # caller's transaction anyway.
-        with transaction.atomic(savepoint=False):
-            inserted = _insert(prepared)
+        # Inside the caller's transaction the create is part of it; otherwise it joins the
+        # creates other threads of the process are making meanwhile (``group``).
+        [inserted] = (
+            _insert_all([prepared]) if sql.in_transaction() else [_creates.submit(prepared)]
+        )
         if not inserted:
             raise errors.already_exists(kind, prepared.name)
     return WriteResult(prepared.obj, created=True, warnings=prepared.warnings)
@@ -510,14 +512,23 @@ def create_many(prepared: list[PreparedCreate]) -> list[WriteResult | ApiError]:
     """Write prepared creates in one transaction: one turn at the write lock and one commit
     for all (a control loop's batch of Events). Each gets its own answer, in order: the
     result, or AlreadyExists for a taken name, which leaves the others written."""
-    with transaction.atomic(savepoint=False):
-        inserted = [_insert(one) for one in prepared]
+    inserted = _insert_all(prepared)
     return [
         WriteResult(one.obj, created=True, warnings=one.warnings)
         if ok
         else errors.already_exists(one.kind, one.name)
         for one, ok in zip(prepared, inserted, strict=True)
     ]
+
+
+def _insert_all(prepared: list[PreparedCreate]) -> list[bool]:
+    # No savepoint: nothing raises inside but a database error, which fails the caller's
+    # transaction anyway.
+    with transaction.atomic(savepoint=False):
+        return [_insert(one) for one in prepared]
+
+
+_creates: GroupCommit[PreparedCreate, bool] = GroupCommit(_insert_all)
 
 
 def _insert(prepared: PreparedCreate) -> bool:

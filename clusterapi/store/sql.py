@@ -97,6 +97,11 @@ def on_commit(callback: Callable[[], None]) -> None:
     _database().on_commit(callback)
 
 
+def in_transaction() -> bool:
+    """Whether this thread's connection is inside a transaction (an ``atomic`` block)."""
+    return bool(_database().in_atomic_block)
+
+
 def others_waiting() -> bool:
     """Whether another writer waits for the transaction this thread holds open (the SQLite
     backend knows; PostgreSQL's row locks do not say, so there it is always False)."""
