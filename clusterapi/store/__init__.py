@@ -14,6 +14,11 @@ transaction that
 
 and after commit wakes the watch feed (and, later, the controllers). Conflicting writers get
 409 Conflict; ``guaranteed_update`` retries a read-modify-write (patches) on conflict.
+
+Steps 1-4 run before the transaction: a create is *prepared* (``prepare_create``) and then
+inserted. Creates made outside a transaction of the caller's are written in groups
+(``group``): the concurrent creates of a process share one transaction, one turn at the write
+lock and one commit; ``create_many`` writes a caller's own batch (a loop's Events) the same way.
 """
 
 from clusterapi.store.errors import ApiError
