@@ -429,7 +429,6 @@ class PreparedCreate:
     namespace: str
     name: str
     warnings: list[str]
-    table_row: str  # ``stored_rows.for_storage``: worked out before the write turn
 
 
 def prepare_create(
@@ -466,10 +465,7 @@ def prepare_create(
         _manage_fields(kind, None, obj, field_manager)
     if kind.namespaced:
         _check_namespace(kind, namespace, str(meta["name"]))
-    name = str(meta["name"])
-    return PreparedCreate(
-        kind, obj, namespace, name, warnings, stored_rows.for_storage(kind.kind, obj)
-    )
+    return PreparedCreate(kind, obj, namespace, str(meta["name"]), warnings)
 
 
 def create(
@@ -551,7 +547,7 @@ def _insert(prepared: PreparedCreate) -> bool:
         meta["uid"],
         revision,
         data,
-        prepared.table_row,
+        stored_rows.for_storage(kind.kind, obj),
     )
     if not inserted:
         _return_revision()
@@ -682,12 +678,11 @@ def _write_update(
     # block, so nothing raises inside it and nothing is left written. A writer that batches
     # many writes in one transaction (the scheduler's binds) would otherwise pay a savepoint
     # and its release per write.
-    table_row = stored_rows.for_storage(kind.kind, new)  # before the write turn
     with transaction.atomic(savepoint=False):
         revision = _next_revision()
         meta["resourceVersion"] = str(revision)
         data = encode(new)
-        written = sql.update_resource(row, revision, data, table_row)
+        written = sql.update_resource(row, revision, data, stored_rows.for_storage(kind.kind, new))
         if written:
             _record(kind, new, Change.MODIFIED, revision, previous=row.data, data=data)
         else:
