@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
 
 from clusterapi import store
 from clusterapi.core.behind import WriteBehind
@@ -207,18 +206,9 @@ def _event_kind() -> Kind:
     return kind
 
 
-def _write_batch(reports: list[_Report]) -> None:
-    close_old_connections()
-    try:
-        _write(reports)
-    except Exception:
-        connection.close()
-        raise
-
-
 # The control loops' events are written behind them (client-go's recorder writes from a
 # goroutine of its own): a loop's batch of events shares one transaction.
-_writer: WriteBehind[_Report] = WriteBehind("event-writer", _write_batch, what="events")
+_writer: WriteBehind[_Report] = WriteBehind("event-writer", _write, what="events")
 
 
 def flush(timeout: float = 10.0) -> bool:

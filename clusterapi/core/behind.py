@@ -25,6 +25,8 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from django.db import close_old_connections, connection
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -82,9 +84,14 @@ class WriteBehind(Generic[T]):
                     batch.append(records.get_nowait())
             items = [item for item in batch if not isinstance(item, threading.Event)]
             if items:
+                # The thread's own database connection: dropped if the server closed it or
+                # it outlived its age, and after a failed write, so the next batch starts on
+                # a fresh one.
+                close_old_connections()
                 try:
                     self.write(items)
                 except Exception:
+                    connection.close()
                     # The writers of these records were told nothing could fail them; the
                     # log says what was lost.
                     logger.exception("could not write %d %s", len(items), self.what)

@@ -500,9 +500,7 @@ def create(
     else:
         # Inside the caller's transaction the create is part of it; otherwise it joins the
         # creates other threads of the process are making meanwhile (``group``).
-        [inserted] = (
-            _insert_all([prepared]) if sql.in_transaction() else [_creates.submit(prepared)]
-        )
+        inserted = _insert_all([prepared])[0] if sql.in_transaction() else _creates.submit(prepared)
         if not inserted:
             raise errors.already_exists(kind, prepared.name)
     return WriteResult(prepared.obj, created=True, warnings=prepared.warnings)
